@@ -1,0 +1,46 @@
+# dinotrain: the README's commands. Everything else is plain CMake underneath.
+#   make test   install deps, configure, build, run every test (plus the ASan/UBSan pass)
+#   make demo   install deps, build, run the main job on the embedded defaults
+#   make bench  build and run the benchmarks
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+
+.PHONY: all deps configure build test test-unit test-sanitize demo bench format clean
+
+all: build
+
+deps:
+	bash scripts/install-deps
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: test-unit test-sanitize
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+# AddressSanitizer + UBSan for every target that does not load LibTorch (Debian's LibTorch is not
+# instrumented and aborts under ASan), i.e. the tests labelled "sanitizable".
+test-sanitize: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDINO_SANITIZE=ON -DDINO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L sanitizable $(CTEST_FLAGS)
+
+demo: build
+	bash scripts/demo $(BUILD)
+
+bench: build
+	bash scripts/bench $(BUILD)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

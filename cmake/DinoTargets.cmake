@@ -1,0 +1,42 @@
+# Project-wide target defaults: warnings as errors for project code, optional sanitizers.
+#
+# dino_target_defaults(TARGET [NO_SANITIZE])
+#   Applies -Wall -Wextra -Werror. With DINO_SANITIZE=ON it also applies ASan+UBSan unless
+#   NO_SANITIZE is given (LibTorch-loading targets: Debian's libtorch is not built for ASan).
+function(dino_target_defaults target)
+  cmake_parse_arguments(ARG "NO_SANITIZE" "" "" ${ARGN})
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  if(DINO_SANITIZE AND NOT ARG_NO_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# dino_test(NAME SOURCES... LIBS ... [LABELS ...] [NO_SANITIZE])
+#   A GoogleTest executable whose cases are registered with ctest one by one.
+function(dino_test name)
+  cmake_parse_arguments(ARG "NO_SANITIZE" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
+  if(ARG_NO_SANITIZE)
+    dino_target_defaults(${name} NO_SANITIZE)
+  else()
+    dino_target_defaults(${name})
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  # gtest_discover_tests cannot carry a list-valued property, so the labels are joined into one
+  # word; ctest -L takes a regex, e.g. `ctest -L sanitizable` or `ctest -L e2e`.
+  set(labels ${ARG_LABELS})
+  if(NOT ARG_NO_SANITIZE)
+    list(APPEND labels sanitizable)
+  endif()
+  list(JOIN labels "-" labels)
+  gtest_discover_tests(${name}
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${labels}"
+               ENVIRONMENT "DINO_SOURCE_ROOT=${DINO_SOURCE_ROOT}"
+    DISCOVERY_TIMEOUT 60)
+endfunction()
