@@ -5,6 +5,9 @@
 // - AutocastGuard: bf16 autocast on CUDA; a no-op on CPU or when disabled. The autocast entry
 //   points were renamed in 2.4 (device-type arguments).
 // - c10d differences are confined to worker/dist/ and use kTorchMajor/kTorchMinor from here.
+//   C10dBackend names the class that ProcessGroupGloo/ProcessGroupNCCL derive from: c10d::ProcessGroup
+//   on 1.13, c10d::Backend on 2.x (the constructors and Options::create signatures that
+//   worker/dist uses are the same on both). Forward-declared so the core need not see c10d.
 //
 // Thread-safety: autocast state is thread-local in LibTorch; AutocastGuard affects only the
 // calling thread. Failure: these functions throw c10::Error like the LibTorch calls they wrap;
@@ -13,6 +16,12 @@
 
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
+
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
 
 namespace dino::compat {
 
@@ -23,6 +32,12 @@ inline constexpr int kTorchMinor = TORCH_VERSION_MINOR;
 #define DINO_TORCH2 1
 #else
 #define DINO_TORCH2 0
+#endif
+
+#if DINO_TORCH2
+using C10dBackend = c10d::Backend;
+#else
+using C10dBackend = c10d::ProcessGroup;
 #endif
 
 // q, k, v: [B, heads, N, head_dim]. Returns [B, heads, N, head_dim].
