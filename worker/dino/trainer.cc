@@ -1,0 +1,284 @@
+#include "worker/dino/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/dino/schedules.h"
+#include "worker/dino/torch_compat.h"
+#include "worker/dino/torch_status.h"
+
+namespace dino {
+namespace {
+
+torch::Tensor GeneratorState(at::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void SetGeneratorState(at::Generator& gen, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// A module's parameters and buffers as t0..tN plus their names, so loading copies values into
+// the existing tensors (torch's Module::load swaps storages, which would orphan the aliases held
+// by the EMA and GradientSync).
+void SaveModule(const torch::nn::Module& module, torch::serialize::OutputArchive& archive) {
+  std::string names;
+  int64_t i = 0;
+  auto write = [&](const std::string& name, const torch::Tensor& t) {
+    archive.write(absl::StrCat("t", i++), t.detach().to(torch::kCPU));
+    absl::StrAppend(&names, name, "\n");
+  };
+  for (const auto& p : module.named_parameters()) write(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) write(b.key(), b.value());
+  archive.write("names", c10::IValue(names));
+}
+
+void LoadModule(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                const std::string& what) {
+  c10::IValue names_value;
+  archive.read("names", names_value);
+  std::string expected;
+  std::vector<torch::Tensor> targets;
+  for (const auto& p : module.named_parameters()) {
+    absl::StrAppend(&expected, p.key(), "\n");
+    targets.push_back(p.value());
+  }
+  for (const auto& b : module.named_buffers()) {
+    absl::StrAppend(&expected, b.key(), "\n");
+    targets.push_back(b.value());
+  }
+  TORCH_CHECK(names_value.isString() && names_value.toStringRef() == expected, what,
+              ": the stored parameter names differ from this model's");
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    torch::Tensor t;
+    archive.read(absl::StrCat("t", i), t);
+    TORCH_CHECK(t.sizes().equals(targets[i].sizes()), what, ": tensor ", i, " has shape ",
+                t.sizes(), ", expected ", targets[i].sizes());
+    targets[i].copy_(t);
+  }
+}
+
+}  // namespace
+
+ScheduleValues SchedulesAt(const TrainConfig& c, int64_t step) {
+  const int64_t total = c.total_steps();
+  const int64_t epoch = step / c.steps_per_epoch;
+  ScheduleValues v;
+  v.lr = CosineSchedule(c.scaled_lr(), c.optim.min_lr, step, total,
+                        c.optim.warmup_epochs * c.steps_per_epoch);
+  v.weight_decay = CosineSchedule(c.optim.weight_decay, c.optim.weight_decay_end, step, total);
+  v.teacher_momentum = TeacherMomentum(c.dino.momentum_teacher, step, total);
+  v.teacher_temp = TeacherTemperature(epoch, c.dino.warmup_teacher_temp, c.dino.teacher_temp,
+                                      c.dino.warmup_teacher_temp_epochs);
+  return v;
+}
+
+Trainer::Trainer(const TrainConfig& config, Collectives* collectives, GradientSync* sync)
+    : config_(config),
+      collectives_(collectives),
+      sync_(sync),
+      device_(torch::kCPU),
+      drop_path_generator_(at::detail::createCPUGenerator(config.seed)) {}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
+                                                         Collectives* collectives,
+                                                         GradientSync* sync) {
+  if (collectives == nullptr || sync == nullptr) {
+    return absl::InvalidArgumentError("Trainer::Create: collectives and sync must not be null");
+  }
+  TrainConfig resolved = config;
+  DINO_RETURN_IF_ERROR(resolved.ApplyPreset());
+  DINO_RETURN_IF_ERROR(resolved.Validate());
+  if (collectives->world_size() != resolved.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("world_size (", resolved.world_size, ") differs from the collectives' (",
+                     collectives->world_size(), ")"));
+  }
+  std::unique_ptr<Trainer> trainer(new Trainer(resolved, collectives, sync));
+  DINO_RETURN_IF_ERROR(trainer->Init());
+  return trainer;
+}
+
+absl::Status Trainer::Init() {
+  DINO_RETURN_IF_ERROR(TorchCall("trainer: device " + config_.device, [&] {
+    device_ = torch::Device(config_.device);
+    if (device_.is_cuda()) TORCH_CHECK(torch::cuda::is_available(), "CUDA is not available");
+  }));
+  const int64_t threads = config_.threads > 0
+                              ? config_.threads
+                              : static_cast<int64_t>(std::thread::hardware_concurrency());
+  DINO_RETURN_IF_ERROR(TorchCall("trainer: building the model", [&] {
+    torch::set_num_threads(static_cast<int>(std::max<int64_t>(threads, 1)));
+    torch::manual_seed(config_.seed);
+    // Each rank draws its own drop-path masks, as independent DDP replicas do.
+    drop_path_generator_.set_current_seed(config_.seed + 1000003ULL *
+                                          static_cast<uint64_t>(collectives_->rank() + 1));
+    student_ = MultiCropWrapper(config_, config_.model.drop_path_rate);
+    teacher_ = MultiCropWrapper(config_, 0.0);
+    student_->to(device_);
+    teacher_->to(device_);
+    student_->backbone->set_drop_path_generator(drop_path_generator_);
+    for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  }));
+  for (auto& p : student_->parameters()) {
+    torch::NoGradGuard no_grad;
+    torch::Tensor alias = p.detach();
+    DINO_RETURN_IF_ERROR(Annotate(collectives_->Broadcast(alias, 0), "broadcasting the student"));
+  }
+  for (auto& b : student_->buffers()) {
+    torch::Tensor alias = b.detach();
+    DINO_RETURN_IF_ERROR(Annotate(collectives_->Broadcast(alias, 0), "broadcasting the student"));
+  }
+  DINO_ASSIGN_OR_RETURN(TeacherEma ema, TeacherEma::Create(*teacher_, *student_));
+  ema_.emplace(std::move(ema));
+  DINO_RETURN_IF_ERROR(TorchCall("trainer: teacher init", [&] { ema_->CopyFromStudent(); }));
+  DINO_RETURN_IF_ERROR(TorchCall("trainer: optimizer", [&] {
+    loss_ = std::make_unique<DINOLoss>(config_.head.out_dim, config_.n_crops(),
+                                       config_.dino.student_temp, config_.dino.center_momentum,
+                                       device_);
+    optimizer_ = std::make_unique<DinoOptimizer>(*student_);
+  }));
+  return Annotate(sync_->Attach(optimizer_->trainable()), "attaching gradient sync");
+}
+
+absl::Status Trainer::CheckCrops(const std::vector<torch::Tensor>& crops) const {
+  const int64_t expected = config_.n_crops();
+  if (static_cast<int64_t>(crops.size()) != expected) {
+    return absl::InvalidArgumentError(absl::StrCat("Step: expected ", expected, " crops (2 global + ",
+                                                   config_.crops.n_local_crops, " local), got ",
+                                                   crops.size()));
+  }
+  const int64_t batch = crops[0].defined() && crops[0].dim() == 4 ? crops[0].size(0) : -1;
+  for (size_t i = 0; i < crops.size(); ++i) {
+    const int64_t size = i < 2 ? config_.crops.global_crop_size : config_.crops.local_crop_size;
+    const auto& c = crops[i];
+    if (!c.defined() || c.dim() != 4 || c.size(0) != batch || batch < 1 ||
+        c.size(1) != config_.model.in_channels || c.size(2) != size || c.size(3) != size ||
+        !c.is_floating_point()) {
+      std::ostringstream got;
+      if (c.defined()) {
+        got << c.sizes() << " " << c.scalar_type();
+      } else {
+        got << "undefined";
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Step: crop ", i, " must be a float tensor [", batch, ", ", config_.model.in_channels,
+          ", ", size, ", ", size, "], got ", got.str()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops) {
+  const auto start = std::chrono::steady_clock::now();
+  DINO_RETURN_IF_ERROR(CheckCrops(crops));
+  StepResult r;
+  r.step = step_;
+  r.epoch = epoch();
+  const ScheduleValues sv = SchedulesAt(config_, step_);
+  r.lr = sv.lr;
+  r.weight_decay = sv.weight_decay;
+  r.teacher_momentum = sv.teacher_momentum;
+  r.teacher_temp = sv.teacher_temp;
+
+  torch::Tensor teacher_out;
+  LossOutput loss;
+  DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": forward"), [&] {
+    std::vector<torch::Tensor> on_device;
+    on_device.reserve(crops.size());
+    for (const auto& c : crops) on_device.push_back(c.to(device_, torch::kFloat).contiguous());
+    compat::AutocastGuard autocast(device_, config_.bf16);
+    {
+      torch::NoGradGuard no_grad;
+      teacher_out = teacher_->forward({on_device[0], on_device[1]}).to(torch::kFloat);
+    }
+    auto student_out = student_->forward(on_device);
+    loss = loss_->Compute(student_out, teacher_out, sv.teacher_temp);
+  }));
+  r.loss = loss.loss.item<double>();
+  if (!std::isfinite(r.loss)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "non-finite loss (", r.loss, ") at step ", step_, " (epoch ", r.epoch,
+        "); training stopped, the model was not updated"));
+  }
+  r.teacher_entropy = loss.teacher_entropy;
+  r.batch_mean_entropy = loss.batch_mean_entropy;
+  r.kl_teacher_student = loss.kl_teacher_student;
+
+  DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": backward"), [&] {
+    optimizer_->ZeroGrad();
+    sync_->BeginStep();
+    loss.loss.backward();
+  }));
+  loss.loss = torch::Tensor();
+  DINO_RETURN_IF_ERROR(Annotate(sync_->FinishStep(), absl::StrCat("step ", step_)));
+  DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": update"), [&] {
+    optimizer_->ClipPerParameter(config_.optim.clip_grad);
+    if (r.epoch < config_.optim.freeze_last_layer) optimizer_->CancelLastLayerGradients();
+    optimizer_->SetSchedule(sv.lr, sv.weight_decay);
+    optimizer_->Step();
+    ema_->Update(sv.teacher_momentum);
+  }));
+  DINO_RETURN_IF_ERROR(Annotate(loss_->UpdateCenter(teacher_out, collectives_),
+                                absl::StrCat("step ", step_)));
+  DINO_ASSIGN_OR_RETURN(r.center_norm, TorchCallOr("center norm", [&] {
+                          return loss_->center().norm().item<double>();
+                        }));
+  ++step_;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+absl::Status Trainer::SaveState(torch::serialize::OutputArchive& archive) const {
+  return TorchCall("saving trainer state", [&] {
+    torch::serialize::OutputArchive student, teacher, optimizer;
+    SaveModule(*student_, student);
+    SaveModule(*teacher_, teacher);
+    optimizer_->Save(optimizer);
+    archive.write("student", student);
+    archive.write("teacher", teacher);
+    archive.write("optimizer", optimizer);
+    archive.write("center", loss_->center().to(torch::kCPU));
+    archive.write("step", torch::tensor(step_, torch::kLong));
+    auto default_gen = at::detail::getDefaultCPUGenerator();
+    archive.write("rng.default_cpu", GeneratorState(default_gen));
+    auto drop_path = drop_path_generator_;
+    archive.write("rng.drop_path", GeneratorState(drop_path));
+  });
+}
+
+absl::Status Trainer::LoadState(torch::serialize::InputArchive& archive) {
+  return TorchCall("loading trainer state", [&] {
+    torch::serialize::InputArchive student, teacher, optimizer;
+    archive.read("student", student);
+    archive.read("teacher", teacher);
+    archive.read("optimizer", optimizer);
+    LoadModule(*student_, student, "student");
+    LoadModule(*teacher_, teacher, "teacher");
+    optimizer_->Load(optimizer);
+    torch::Tensor center, step, rng_default, rng_drop_path;
+    archive.read("center", center);
+    archive.read("step", step);
+    archive.read("rng.default_cpu", rng_default);
+    archive.read("rng.drop_path", rng_drop_path);
+    TORCH_CHECK(center.sizes().equals(loss_->center().sizes()), "center has shape ",
+                center.sizes(), ", expected ", loss_->center().sizes());
+    loss_->set_center(center.to(device_));
+    step_ = step.item<int64_t>();
+    auto default_gen = at::detail::getDefaultCPUGenerator();
+    SetGeneratorState(default_gen, rng_default);
+    SetGeneratorState(drop_path_generator_, rng_drop_path);
+  });
+}
+
+}  // namespace dino

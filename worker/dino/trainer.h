@@ -1,0 +1,126 @@
+// Trainer: one rank's DINO training state and step (student, EMA teacher, DINOLoss, AdamW).
+//
+// Usage:
+//   DINO_ASSIGN_OR_RETURN(auto trainer, dino::Trainer::Create(config, &collectives, &sync));
+//   DINO_ASSIGN_OR_RETURN(dino::StepResult r, trainer->Step(crops));  // crops[0..1] global
+//
+// Create() validates the config, sets LibTorch's intra-op threads, seeds the default CPU
+// generator with config.seed, builds the student, broadcasts its parameters and buffers from rank
+// 0 through Collectives::Broadcast, copies them into the teacher and attaches the trainable
+// parameters to GradientSync. Step() runs: schedules for the global iteration → teacher forward
+// (global crops, no grad) and student forward (all crops) under bf16 autocast on CUDA → loss →
+// finite check → GradientSync::BeginStep → backward → FinishStep → per-parameter clipping →
+// last-layer gradients dropped in freeze epochs → AdamW step → EMA → center update.
+// Checkpointing is in checkpoint.h; the state is written with SaveState/LoadState.
+//
+// Ownership: the Trainer owns its modules; the caller owns `collectives` and `sync` and keeps
+// them alive for the Trainer's lifetime. Thread-safety: one training thread.
+// Failure: INVALID_ARGUMENT for a bad config or bad crop shapes; FAILED_PRECONDITION
+// "non-finite loss ... at step N" (no parameter, moment or center is changed); Collectives /
+// GradientSync errors (ABORTED) are returned as they are; other LibTorch errors via TorchCall.
+// After an error past the finite check (a failed collective) the state may be partially updated:
+// the caller abandons the attempt and resumes from a checkpoint.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/file_system.h"
+#include "worker/dino/collectives.h"
+#include "worker/dino/config.h"
+#include "worker/dino/loss.h"
+#include "worker/dino/multicrop.h"
+#include "worker/dino/optimizer.h"
+#include "worker/dino/teacher.h"
+
+namespace dino {
+
+struct StepResult {
+  int64_t step = 0;   // The global iteration this result belongs to (0-based).
+  int64_t epoch = 0;  // step / steps_per_epoch.
+  double loss = 0;
+  double lr = 0;
+  double weight_decay = 0;
+  double teacher_momentum = 0;
+  double teacher_temp = 0;
+  double teacher_entropy = 0;     // Mean per-sample teacher entropy (this rank).
+  double batch_mean_entropy = 0;  // Entropy of this rank's batch-mean teacher distribution.
+  double kl_teacher_student = 0;  // KL(teacher ‖ student), averaged over the loss pairs.
+  double center_norm = 0;         // ‖C‖ after this step's update.
+  double seconds = 0;             // Wall time of Step().
+};
+
+// What the caller stores in a checkpoint beside the training state: the loader position (epoch
+// and step within it) and opaque loader state bytes (e.g. its RNG), returned as given on load.
+struct CheckpointExtras {
+  int64_t loader_epoch = 0;
+  int64_t loader_step_in_epoch = 0;
+  std::string loader_state;
+};
+
+// The schedule values of one iteration.
+struct ScheduleValues {
+  double lr, weight_decay, teacher_momentum, teacher_temp;
+};
+ScheduleValues SchedulesAt(const TrainConfig& config, int64_t step);
+
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
+                                                         Collectives* collectives,
+                                                         GradientSync* sync);
+
+  absl::StatusOr<StepResult> Step(const std::vector<torch::Tensor>& crops);
+
+  int64_t step() const { return step_; }
+  int64_t epoch() const { return step_ / config_.steps_per_epoch; }
+  const TrainConfig& config() const { return config_; }
+  torch::Device device() const { return device_; }
+  MultiCropWrapper& student() { return student_; }
+  MultiCropWrapper& teacher() { return teacher_; }
+  const MultiCropWrapper& teacher() const { return teacher_; }
+  VisionTransformer teacher_backbone() const { return teacher_->backbone; }
+  // Trainable student parameters, in the order attached to GradientSync.
+  std::vector<torch::Tensor> StudentParameters() const { return optimizer_->trainable(); }
+  std::vector<torch::Tensor> TeacherParameters() const { return teacher_->parameters(); }
+  torch::Tensor center() const { return loss_->center(); }
+
+  // Checkpoints (implemented in checkpoint.cc; file format in checkpoint.h). Save writes
+  // atomically through `fs`; Load restores this Trainer in place and returns the extras.
+  absl::StatusOr<std::string> CheckpointBytes(const CheckpointExtras& extras) const;
+  absl::Status SaveCheckpoint(FileSystem* fs, const std::string& path,
+                              const CheckpointExtras& extras) const;
+  absl::StatusOr<CheckpointExtras> LoadCheckpointBytes(absl::string_view bytes,
+                                                       absl::string_view source);
+  absl::StatusOr<CheckpointExtras> LoadCheckpoint(FileSystem* fs, const std::string& path);
+
+  // Whole training state (modules, optimizer, center, counters, RNG states) to/from an archive.
+  // LoadState expects the same architecture (checkpoint.h checks the config first).
+  absl::Status SaveState(torch::serialize::OutputArchive& archive) const;
+  absl::Status LoadState(torch::serialize::InputArchive& archive);
+
+ private:
+  Trainer(const TrainConfig& config, Collectives* collectives, GradientSync* sync);
+  absl::Status Init();
+  absl::Status CheckCrops(const std::vector<torch::Tensor>& crops) const;
+
+  TrainConfig config_;
+  Collectives* collectives_;
+  GradientSync* sync_;
+  torch::Device device_;
+  MultiCropWrapper student_{nullptr};
+  MultiCropWrapper teacher_{nullptr};
+  std::unique_ptr<DINOLoss> loss_;
+  std::unique_ptr<DinoOptimizer> optimizer_;
+  std::optional<TeacherEma> ema_;
+  at::Generator drop_path_generator_;
+  int64_t step_ = 0;
+};
+
+}  // namespace dino
