@@ -36,6 +36,25 @@ absl::Status CheckBuckets(const std::vector<double>& upper_bounds) {
   return absl::OkStatus();
 }
 
+// Whether a new family `name` of `type` would expose a series name that `existing` exposes too.
+bool SeriesNamesCollide(const FamilyBase& existing, const std::string& name, MetricType type) {
+  auto series = [](const std::string& family_name, MetricType family_type) {
+    std::vector<std::string> names = {family_name};
+    if (family_type == MetricType::kHistogram) {
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        names.push_back(family_name + suffix);
+      }
+    }
+    return names;
+  };
+  for (const std::string& a : series(existing.name(), existing.type())) {
+    for (const std::string& b : series(name, type)) {
+      if (a == b) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void Counter::Increment(double amount) {
@@ -110,7 +129,7 @@ void FamilyBase::ReportLabelMismatch(size_t got) const {
                   << got << "; the update is not exported";
 }
 
-absl::Status Registry::CheckNewFamily(const std::string& name,
+absl::Status Registry::CheckNewFamily(const std::string& name, const std::string& help,
                                       const std::vector<std::string>& labels,
                                       MetricType type) const {
   if (!IsValidMetricName(name)) {
@@ -119,6 +138,9 @@ absl::Status Registry::CheckNewFamily(const std::string& name,
   if (type == MetricType::kCounter && !absl::EndsWith(name, "_total")) {
     return absl::InvalidArgumentError(
         absl::StrCat("counter name \"", name, "\" must end in _total"));
+  }
+  if (help.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("metric ", name, " needs help text"));
   }
   std::set<std::string> seen;
   for (const std::string& label : labels) {
@@ -136,8 +158,9 @@ absl::Status Registry::CheckNewFamily(const std::string& name,
     }
   }
   for (const auto& family : families_) {
-    if (family->name() == name) {
-      return absl::AlreadyExistsError(absl::StrCat("metric ", name, " is already registered"));
+    if (SeriesNamesCollide(*family, name, type)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("metric ", name, " collides with registered ", family->name()));
     }
   }
   return absl::OkStatus();
@@ -146,7 +169,7 @@ absl::Status Registry::CheckNewFamily(const std::string& name,
 absl::StatusOr<Family<Counter>*> Registry::AddCounter(std::string name, std::string help,
                                                       std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
-  DINO_RETURN_IF_ERROR(CheckNewFamily(name, label_names, MetricType::kCounter));
+  DINO_RETURN_IF_ERROR(CheckNewFamily(name, help, label_names, MetricType::kCounter));
   auto family = std::make_unique<Family<Counter>>(std::move(name), std::move(help),
                                                   MetricType::kCounter, std::move(label_names),
                                                   [] { return std::make_shared<Counter>(); });
@@ -158,7 +181,7 @@ absl::StatusOr<Family<Counter>*> Registry::AddCounter(std::string name, std::str
 absl::StatusOr<Family<Gauge>*> Registry::AddGauge(std::string name, std::string help,
                                                   std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
-  DINO_RETURN_IF_ERROR(CheckNewFamily(name, label_names, MetricType::kGauge));
+  DINO_RETURN_IF_ERROR(CheckNewFamily(name, help, label_names, MetricType::kGauge));
   auto family = std::make_unique<Family<Gauge>>(std::move(name), std::move(help),
                                                 MetricType::kGauge, std::move(label_names),
                                                 [] { return std::make_shared<Gauge>(); });
@@ -172,7 +195,7 @@ absl::StatusOr<Family<Histogram>*> Registry::AddHistogram(std::string name, std:
                                                           std::vector<double> upper_bounds) {
   DINO_RETURN_IF_ERROR(Annotate(CheckBuckets(upper_bounds), name));
   absl::MutexLock lock(&mu_);
-  DINO_RETURN_IF_ERROR(CheckNewFamily(name, label_names, MetricType::kHistogram));
+  DINO_RETURN_IF_ERROR(CheckNewFamily(name, help, label_names, MetricType::kHistogram));
   auto family = std::make_unique<Family<Histogram>>(
       std::move(name), std::move(help), MetricType::kHistogram, std::move(label_names),
       [bounds = std::move(upper_bounds)] { return std::make_shared<Histogram>(bounds); });
@@ -211,6 +234,13 @@ std::string Registry::Render() const {
   absl::ReaderMutexLock lock(&mu_);
   for (const auto& family : families_) family->Render(&out);
   return out;
+}
+
+size_t Registry::RemoveMatching(absl::string_view label_name, absl::string_view value) {
+  absl::ReaderMutexLock lock(&mu_);
+  size_t removed = 0;
+  for (const auto& family : families_) removed += family->RemoveMatching(label_name, value);
+  return removed;
 }
 
 }  // namespace metrics

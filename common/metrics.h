@@ -123,6 +123,10 @@ class FamilyBase {
   // Appends HELP, TYPE and every child's samples to `out`.
   virtual void Render(std::string* out) const = 0;
 
+  // Stops exporting every child whose label `label_name` equals `value`, e.g. all series of a job
+  // that ended. Returns how many were removed; 0 when the family has no such label.
+  virtual size_t RemoveMatching(absl::string_view label_name, absl::string_view value) = 0;
+
  protected:
   // Logs a wrong-length label list, once per family.
   void ReportLabelMismatch(size_t got) const;
@@ -180,9 +184,7 @@ class Family final : public FamilyBase {
     return children_.erase(values) > 0;
   }
 
-  // Stops exporting every child whose label `label_name` equals `value`, e.g. all series of a job
-  // that ended. Returns how many were removed; 0 for an unknown label name.
-  size_t RemoveMatching(absl::string_view label_name, absl::string_view value) {
+  size_t RemoveMatching(absl::string_view label_name, absl::string_view value) override {
     size_t index = 0;
     while (index < label_names().size() && label_names()[index] != label_name) ++index;
     if (index == label_names().size()) return 0;
@@ -228,8 +230,10 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Counter names must end in `_total`. Errors: INVALID_ARGUMENT for a bad name, label name or
-  // bucket list; ALREADY_EXISTS for a name already registered.
+  // Counter names must end in `_total`, and help must not be empty (promtool's lint requires
+  // both). Errors: INVALID_ARGUMENT for a bad name, help, label name or bucket list;
+  // ALREADY_EXISTS for a name already registered, including the `_bucket`, `_sum` and `_count`
+  // series of a histogram.
   absl::StatusOr<Family<Counter>*> AddCounter(std::string name, std::string help,
                                               std::vector<std::string> label_names = {});
   absl::StatusOr<Family<Gauge>*> AddGauge(std::string name, std::string help,
@@ -249,9 +253,14 @@ class Registry {
   // The whole registry in text exposition format 0.0.4, families in registration order.
   std::string Render() const;
 
+  // FamilyBase::RemoveMatching on every family: drops all series of an ended job with
+  // `RemoveMatching("job", job_id)`. Returns the number of series removed.
+  size_t RemoveMatching(absl::string_view label_name, absl::string_view value);
+
  private:
-  absl::Status CheckNewFamily(const std::string& name, const std::vector<std::string>& labels,
-                              MetricType type) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckNewFamily(const std::string& name, const std::string& help,
+                              const std::vector<std::string>& labels, MetricType type) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<FamilyBase>> families_ ABSL_GUARDED_BY(mu_);

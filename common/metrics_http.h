@@ -37,7 +37,8 @@ class MetricsHttpServer {
   // binds a free port; port() then tells which.
   absl::Status Start(const std::string& host, int port);
 
-  // Stops serving and joins civetweb's threads. Idempotent.
+  // Stops serving and joins civetweb's threads. Idempotent. Takes up to about 2 s: civetweb's
+  // master thread notices the stop request only between polls of its listening socket.
   void Stop();
 
   // The bound port while running, else 0.

@@ -71,6 +71,7 @@ TEST(MetricsRegistryTest, RejectsBadRegistrations) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry.AddGauge("g4", "").status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(registry.AddGauge("dino_queue_length", "h").ok());
   absl::Status duplicate = registry.AddCounter("dino_queue_length", "h").status();
   EXPECT_EQ(duplicate.code(), absl::StatusCode::kInvalidArgument);  // _total check comes first
@@ -79,6 +80,19 @@ TEST(MetricsRegistryTest, RejectsBadRegistrations) {
   // Only the one valid family was registered, and no failed one leaked into the output.
   EXPECT_EQ(registry.Render(),
             "# HELP dino_queue_length h\n# TYPE dino_queue_length gauge\ndino_queue_length 0\n");
+}
+
+TEST(MetricsRegistryTest, RejectsHistogramSeriesCollisions) {
+  Registry registry;
+  ASSERT_TRUE(registry.AddHistogram("dino_step_seconds", "h", {}, {1}).ok());
+  EXPECT_EQ(registry.AddGauge("dino_step_seconds_count", "h").status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(registry.AddCounter("dino_step_seconds_sum", "h").status().code(),
+            absl::StatusCode::kInvalidArgument);  // not _total
+  ASSERT_TRUE(registry.AddGauge("dino_wait_bucket", "h").ok());
+  EXPECT_EQ(registry.AddHistogram("dino_wait", "h", {}, {1}).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(registry.AddGauge("dino_step_seconds_max", "h").ok());
 }
 
 TEST(MetricsRegistryTest, RendersEveryTypeExactly) {
@@ -179,6 +193,29 @@ TEST(MetricsFamilyTest, RemovesChildrenByValuesAndByLabel) {
 
   // A later job with the same id starts from a fresh series.
   EXPECT_EQ(loss->WithLabels({"j2", "0"})->Value(), 0.0);
+}
+
+TEST(MetricsRegistryTest, RemovesAJobsSeriesFromEveryFamily) {
+  Registry registry;
+  Family<Gauge>* loss = *registry.AddGauge("dino_train_loss", "h", {"job", "rank"});
+  Family<Counter>* images = *registry.AddCounter("dino_train_images_total", "h", {"rank", "job"});
+  Family<Histogram>* step = *registry.AddHistogram("dino_train_step_seconds", "h", {"job"}, {1});
+  Family<Gauge>* workers = *registry.AddGauge("dino_workers", "h", {"state"});
+  loss->WithLabels({"j1", "0"})->Set(1);
+  loss->WithLabels({"j2", "0"})->Set(1);
+  images->WithLabels({"0", "j1"})->Increment();
+  images->WithLabels({"1", "j1"})->Increment();
+  step->WithLabels({"j1"})->Observe(0.5);
+  workers->WithLabels({"j1"})->Set(1);  // a different label that happens to hold "j1"
+  EXPECT_EQ(registry.RemoveMatching("job", "j1"), 4u);
+  EXPECT_EQ(loss->ChildCount(), 1u);
+  EXPECT_EQ(images->ChildCount(), 0u);
+  EXPECT_EQ(step->ChildCount(), 0u);
+  EXPECT_EQ(workers->ChildCount(), 1u);
+  const std::string text = registry.Render();
+  EXPECT_EQ(text.find("job=\"j1\""), std::string::npos);
+  EXPECT_THAT(text, HasSubstr("dino_workers{state=\"j1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dino_train_loss{job=\"j2\",rank=\"0\"} 1\n"));
 }
 
 TEST(MetricsFamilyTest, WrongLabelCountGivesDetachedChild) {
