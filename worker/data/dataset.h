@@ -1,0 +1,109 @@
+// Dataset: the read-only image source behind every dinotrain data path (IDX files, image folders,
+// synthetic shapes), plus the factories that open one and the normalisation statistics.
+//
+// Ownership: a Dataset owns its decoded or mapped data; callers share it via std::shared_ptr.
+// Thread-safety: every const method, GetImage and GetImages included, is safe to call from many
+// threads at once (the loader's prefetch threads do).
+// Failure: opening returns a Status naming the file and the reason (NOT_FOUND for a missing path,
+// INVALID_ARGUMENT / DATA_LOSS for bad content). GetImage returns OUT_OF_RANGE for a bad index,
+// DATA_LOSS for a corrupt file that callers may skip, and FAILED_PRECONDITION once a dataset has
+// seen more corrupt files than it tolerates.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace dino::data {
+
+// Per-channel mean and standard deviation of pixel values scaled to [0, 1].
+struct NormalizationStats {
+  std::vector<double> mean;
+  std::vector<double> std;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+
+  virtual int64_t size() const = 0;
+  virtual int64_t channels() const = 0;
+  // Native resolution. For variable-size datasets (fixed_size() false) these are the bound on the
+  // short side; individual images may be larger along their long side.
+  virtual int64_t height() const = 0;
+  virtual int64_t width() const = 0;
+  virtual bool fixed_size() const { return true; }
+
+  // uint8 [C, H, W] on the CPU. The tensor may share storage with the dataset: do not write to it.
+  virtual absl::StatusOr<torch::Tensor> GetImage(int64_t index) const = 0;
+  // Many images at once; implementations may decode them in parallel. Fails on the first error.
+  virtual absl::StatusOr<std::vector<torch::Tensor>> GetImages(
+      absl::Span<const int64_t> indices) const;
+
+  virtual bool has_labels() const = 0;
+  virtual std::optional<int64_t> Label(int64_t index) const = 0;
+  // 0 when unlabelled.
+  virtual int64_t num_classes() const = 0;
+
+  // A short description for logs, e.g. "idx:/path/train-images-idx3-ubyte.gz".
+  virtual std::string name() const = 0;
+};
+
+// Estimates per-channel mean/std from up to `max_samples` images spread evenly over the dataset.
+absl::StatusOr<NormalizationStats> EstimateNormalization(const Dataset& dataset,
+                                                         int64_t max_samples = 2000);
+
+// MNIST / Fashion-MNIST IDX files, gzip-compressed or raw (detected by content). `labels_path`
+// may be empty. The images are read into memory once.
+absl::StatusOr<std::shared_ptr<Dataset>> OpenIdxDataset(const std::string& images_path,
+                                                        const std::string& labels_path = "");
+
+struct ImageFolderOptions {
+  // Images are shrunk on decode so that their short side is at most this (0: keep native size).
+  int64_t max_short_side = 256;
+  // Decoding threads used by GetImages and by the header scan at open.
+  int threads = 4;
+  // Corrupt files tolerated (skipped and counted) before the dataset fails.
+  int64_t max_corrupt = 100;
+  // 0: infer from the files, which must all agree; 1 or 3: convert every image to that.
+  int64_t channels = 0;
+};
+
+// The ImageNet layout: root/<class>/<image>.{jpg,jpeg,png}; classes sorted by name get labels
+// 0..K-1. Empty class folders are allowed and keep their label; an empty root fails.
+absl::StatusOr<std::shared_ptr<Dataset>> OpenImageFolder(const std::string& root,
+                                                         const ImageFolderOptions& options = {});
+
+struct SyntheticOptions {
+  int64_t size = 1024;
+  int64_t channels = 3;
+  int64_t resolution = 32;
+  int64_t num_classes = 10;
+  uint64_t seed = 0;
+};
+
+// Procedural shapes (one shape family and colour per class) at random positions and sizes on a
+// textured background. Images are rendered on demand, deterministically from (seed, index).
+absl::StatusOr<std::shared_ptr<Dataset>> MakeSyntheticDataset(const SyntheticOptions& options);
+
+// Opens a dataset by kind, for job specs:
+//   "idx":          path = images file; labels_path optional.
+//   "image_folder": path = root folder.
+//   "synthetic":    path ignored; synthetic options used.
+struct DatasetSpec {
+  std::string kind;
+  std::string path;
+  std::string labels_path;
+  ImageFolderOptions image_folder;
+  SyntheticOptions synthetic;
+};
+absl::StatusOr<std::shared_ptr<Dataset>> OpenDataset(const DatasetSpec& spec);
+
+}  // namespace dino::data
