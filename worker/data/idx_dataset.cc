@@ -61,16 +61,15 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int want_dims) {
   IdxArray a;
   DINO_ASSIGN_OR_RETURN(a.bytes, ReadMaybeGzip(path));
   if (a.bytes.size() < 4) {
-    return absl::DataLossError(absl::StrCat(path, ": truncated IDX header (", a.bytes.size(),
-                                            " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": truncated IDX header (", a.bytes.size(), " bytes)"));
   }
   const uint32_t magic = BigEndian32(a.bytes, 0);
   const uint32_t want_magic = 0x00000800u | static_cast<uint32_t>(want_dims);
   if (magic != want_magic) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": wrong IDX magic 0x",
-                                                   absl::Hex(magic, absl::kZeroPad8),
-                                                   ", expected 0x",
-                                                   absl::Hex(want_magic, absl::kZeroPad8)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": wrong IDX magic 0x", absl::Hex(magic, absl::kZeroPad8),
+                     ", expected 0x", absl::Hex(want_magic, absl::kZeroPad8)));
   }
   a.data_offset = 4 + 4 * static_cast<size_t>(want_dims);
   if (a.bytes.size() < a.data_offset) {
@@ -86,8 +85,8 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int want_dims) {
   const uint64_t have = a.bytes.size() - a.data_offset;
   if (have != count) {
     return absl::DataLossError(absl::StrCat(path, ": ", have < count ? "truncated" : "oversized",
-                                            " IDX data: header promises ", count, " bytes, file has ",
-                                            have));
+                                            " IDX data: header promises ", count,
+                                            " bytes, file has ", have));
   }
   return a;
 }
@@ -144,16 +143,15 @@ absl::StatusOr<std::shared_ptr<Dataset>> OpenIdxDataset(const std::string& image
   if (!labels_path.empty()) {
     DINO_ASSIGN_OR_RETURN(IdxArray labels, ReadIdx(labels_path, 1));
     if (labels.dims[0] != n) {
-      return absl::InvalidArgumentError(absl::StrCat(labels_path, ": ", labels.dims[0],
-                                                     " labels for ", n, " images in ",
-                                                     images_path));
+      return absl::InvalidArgumentError(absl::StrCat(
+          labels_path, ": ", labels.dims[0], " labels for ", n, " images in ", images_path));
     }
     label_tensor = CopyBytes(labels, {n});
     num_classes = label_tensor.max().item<int64_t>() + 1;
   }
-  return std::shared_ptr<Dataset>(std::make_shared<IdxDataset>(
-      absl::StrCat("idx:", images_path), std::move(image_tensor), std::move(label_tensor),
-      num_classes));
+  return std::shared_ptr<Dataset>(
+      std::make_shared<IdxDataset>(absl::StrCat("idx:", images_path), std::move(image_tensor),
+                                   std::move(label_tensor), num_classes));
 }
 
 }  // namespace dino::data

@@ -1,0 +1,107 @@
+// MultiCropAugmenter: DINO's multi-crop augmentation (/work/shared/DINO.md, "Augmentation"),
+// computed for a whole batch at once as tensor ops that run the same on CPU and CUDA.
+//
+// For each view (global 1, global 2, then `num_local` locals) and each sample:
+//   RandomResizedCrop (torchvision's sampling of scale and log-ratio, 10 tries then a centre crop;
+//   the crops of the whole batch are resampled by one affine grid + grid_sample, bicubic by
+//   default, without an antialiasing filter like torchvision's tensor path) → horizontal flip →
+//   colour jitter with p (brightness, contrast, saturation, hue in a random order per sample, as
+//   torchvision's ColorJitter) → grayscale → Gaussian blur (per-sample σ, one separable grouped
+//   convolution for the batch) → solarize (x ≥ 0.5 → 1 − x) → normalise with the dataset stats.
+// Every probability belongs to a ViewOptions, so each view is configurable on its own.
+// For 1-channel data, jitter reduces to brightness and contrast, and grayscale is a no-op.
+//
+// All random parameters come from a std::mt19937_64 seeded by the caller's 64-bit seed, so one
+// seed always yields the same views (bit-identical on one machine and device type).
+//
+// Ownership: value type. Thread-safety: Apply is const and may run on many threads at once.
+// Failure: Create returns INVALID_ARGUMENT for inconsistent options; Apply returns
+// INVALID_ARGUMENT for bad input shapes and wraps LibTorch errors through TorchCall.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/data/dataset.h"
+
+namespace dino::data {
+
+enum class Interpolation { kBilinear, kBicubic };
+
+// One kind of view: its output size, crop sampling and the probability of each operation.
+struct ViewOptions {
+  int64_t size = 224;
+  double scale_min = 0.4;
+  double scale_max = 1.0;
+  double flip_p = 0.5;
+  double jitter_p = 0.8;
+  double grayscale_p = 0.2;
+  double blur_p = 1.0;
+  double solarize_p = 0.0;
+};
+
+struct AugmentOptions {
+  ViewOptions global1;  // DINO: blur 1.0, no solarize
+  ViewOptions global2 = {224, 0.4, 1.0, 0.5, 0.8, 0.2, 0.1, 0.2};
+  ViewOptions local = {96, 0.05, 0.4, 0.5, 0.8, 0.2, 0.5, 0.0};
+  int64_t num_local = 8;
+
+  // RandomResizedCrop aspect-ratio range (width / height).
+  double ratio_min = 3.0 / 4.0;
+  double ratio_max = 4.0 / 3.0;
+  Interpolation interpolation = Interpolation::kBicubic;
+
+  // ColorJitter strengths, as torchvision: factors uniform in [1-x, 1+x]; hue shift in [-h, h].
+  double brightness = 0.4;
+  double contrast = 0.4;
+  double saturation = 0.2;
+  double hue = 0.1;
+
+  // Gaussian blur σ range; the kernel radius is ceil(3σ_max) (at most half the view size).
+  double blur_sigma_min = 0.1;
+  double blur_sigma_max = 2.0;
+
+  int64_t num_views() const { return 2 + num_local; }
+  const ViewOptions& view(int64_t v) const { return v == 0 ? global1 : v == 1 ? global2 : local; }
+
+  // The DINO defaults with sizes scaled to images of `resolution` px (e.g. 28 for Fashion-MNIST):
+  // global = resolution, local = max(8, round(resolution * 96 / 224)) (12 at 28 px), the same
+  // scales, ratios and probabilities, and σ ∈ [0.1, max(0.5, 2 * resolution / 224)] so that the
+  // blur stays visible but does not wipe out small images.
+  static AugmentOptions ForResolution(int64_t resolution, int64_t num_local = 6);
+
+  absl::Status Validate() const;
+};
+
+class MultiCropAugmenter {
+ public:
+  // `channels` is the dataset's channel count (1 or 3); `stats` must have that many entries.
+  static absl::StatusOr<MultiCropAugmenter> Create(const AugmentOptions& options,
+                                                   const NormalizationStats& stats,
+                                                   int64_t channels);
+
+  // images: uint8 [C, H, W] tensors (sizes may differ) on the CPU. With `device` CUDA, the images
+  // are padded into one uint8 canvas on the CPU, copied (pinned, non-blocking) and augmented on
+  // the device. Returns num_views() float tensors [B, C, size, size], crops[0..1] global.
+  absl::StatusOr<std::vector<torch::Tensor>> Apply(const std::vector<torch::Tensor>& images,
+                                                   uint64_t seed,
+                                                   torch::Device device = torch::kCPU) const;
+
+  const AugmentOptions& options() const { return options_; }
+  int64_t channels() const { return channels_; }
+
+ private:
+  MultiCropAugmenter(AugmentOptions options, NormalizationStats stats, int64_t channels)
+      : options_(std::move(options)), stats_(std::move(stats)), channels_(channels) {}
+
+  AugmentOptions options_;
+  NormalizationStats stats_;
+  int64_t channels_;
+};
+
+}  // namespace dino::data
