@@ -196,9 +196,13 @@ def dino_loss(student_output, teacher_output, center, ncrops, student_temp, teac
 
 
 @torch.no_grad()
-def update_center(center, teacher_output, momentum, world_size=1):
-    batch_center = torch.sum(teacher_output, dim=0, keepdim=True)
-    batch_center = batch_center / (len(teacher_output) * world_size)
+def update_center(center, teacher_output, momentum, world_size=1, mean_given=False):
+    """DINOLoss.update_center: sum over rows, all-reduced, divided by rows * world size."""
+    if mean_given:
+        batch_center = teacher_output
+    else:
+        batch_center = torch.sum(teacher_output, dim=0, keepdim=True)
+        batch_center = batch_center / (len(teacher_output) * world_size)
     return center * momentum + batch_center * (1 - momentum)
 
 
@@ -249,31 +253,60 @@ def weights(d, prefix="w."):
 def case_forward(d):
     model = build_wrapper(d)
     model.load_state_dict(weights(d), strict=True)
+    model.eval()
     with torch.no_grad():
         out = {
             "feat_global": model.backbone(d["in.global"]),
             "feat_local": model.backbone(d["in.local"]),
+            "feat_small": model.backbone(d["in.small"]),
         }
         out["head"] = model.head(out["feat_global"])
         out["multicrop"] = model([d["in.global"], d["in.global2"], d["in.local"], d["in.local2"]])
     return out
 
 
+def collapse_statistics(student_output, teacher_output, center, ncrops, student_temp, teacher_temp):
+    """DINO.md "Monitoring": written directly from the definitions, not via the loss."""
+    t = F.softmax((teacher_output - center) / teacher_temp, dim=-1)
+    log_t = F.log_softmax((teacher_output - center) / teacher_temp, dim=-1)
+    entropy = -(t * log_t).sum(-1).mean()
+    mean_t = t.mean(0)
+    batch_entropy = -(mean_t * torch.log(mean_t)).sum()
+    log_s = F.log_softmax(student_output / student_temp, dim=-1).chunk(ncrops)
+    t_chunks, log_t_chunks = t.chunk(2), log_t.chunk(2)
+    kls = []
+    for iq in range(2):
+        for v in range(ncrops):
+            if v != iq:
+                kls.append((t_chunks[iq] * (log_t_chunks[iq] - log_s[v])).sum(-1).mean())
+    kl = torch.stack(kls).mean()
+    return torch.stack([entropy, batch_entropy, kl]).double()
+
+
 def case_loss(d):
     ncrops = i(d, "ncrops")
-    loss = dino_loss(d["student"], d["teacher"], d["center"], ncrops, f(d, "student_temp"),
-                     f(d, "teacher_temp"))
-    center = update_center(d["center"], d["teacher"], f(d, "center_momentum"))
-    return {"loss": loss.reshape(1), "center": center}
+    args = (d["student"], d["teacher"], d["center"], ncrops, f(d, "student_temp"), f(d, "teacher_temp"))
+    loss = dino_loss(*args)
+    # The other ranks' teacher outputs: the all-reduced sum covers them too.
+    all_teacher = torch.cat([d["teacher"], d["other_ranks_teacher"]]) if "other_ranks_teacher" in d \
+        else d["teacher"]
+    world = i(d, "world_size")
+    center = update_center(d["center"], all_teacher.sum(0, keepdim=True) / (len(d["teacher"]) * world),
+                           f(d, "center_momentum"), mean_given=True)
+    return {"loss": loss.reshape(1), "center": center, "stats": collapse_statistics(*args)}
 
 
 def clip_gradients(model, clip):
+    """utils.clip_gradients: each parameter tensor's own norm; returns how many were scaled."""
+    clipped = 0
     for p in model.parameters():
         if p.grad is not None:
             param_norm = p.grad.data.norm(2)
             clip_coef = clip / (param_norm + 1e-6)
             if clip_coef < 1:
                 p.grad.data.mul_(clip_coef)
+                clipped += 1
+    return clipped
 
 
 def get_params_groups(model):
@@ -289,6 +322,7 @@ def get_params_groups(model):
 
 
 def case_step(d):
+    """main_dino.train_one_epoch for `nsteps` iterations from iteration 0."""
     student = build_wrapper(d)
     teacher = build_wrapper(d)
     student.load_state_dict(weights(d), strict=True)
@@ -296,39 +330,43 @@ def case_step(d):
     for p in teacher.parameters():
         p.requires_grad = False
     ncrops = i(d, "ncrops")
-    crops = [d["crop.%d" % c] for c in range(ncrops)]
     epochs, niter = i(d, "cfg.epochs"), i(d, "cfg.steps_per_epoch")
-    total, it = epochs * niter, i(d, "it")
-    epoch = it // niter
+    total = epochs * niter
     base_lr = f(d, "cfg.lr") * i(d, "cfg.global_batch") / 256.0
-    lr = cosine_scheduler(base_lr, f(d, "cfg.min_lr"), it, total, i(d, "cfg.warmup_epochs") * niter)
-    wd = cosine_scheduler(f(d, "cfg.weight_decay"), f(d, "cfg.weight_decay_end"), it, total)
-    mom = cosine_scheduler(f(d, "cfg.momentum_teacher"), 1.0, it, total)
-    temp = teacher_temperature(epoch, f(d, "cfg.warmup_teacher_temp"), f(d, "cfg.teacher_temp"),
-                               i(d, "cfg.warmup_teacher_temp_epochs"))
     optimizer = torch.optim.AdamW(get_params_groups(student), foreach=False)
-    for g_idx, group in enumerate(optimizer.param_groups):
-        group["lr"] = lr
-        if g_idx == 0:
-            group["weight_decay"] = wd
     center = torch.zeros(1, i(d, "cfg.out_dim"))
-    teacher_output = teacher(crops[:2])
-    student_output = student(crops)
-    loss = dino_loss(student_output, teacher_output, center, ncrops, f(d, "cfg.student_temp"), temp)
-    optimizer.zero_grad()
-    loss.backward()
-    clip_gradients(student, f(d, "cfg.clip_grad"))
-    if epoch < i(d, "cfg.freeze_last_layer"):
-        for n, p in student.named_parameters():
-            if "last_layer" in n:
-                p.grad = None
-    optimizer.step()
-    with torch.no_grad():
-        for ps, pt in zip(student.parameters(), teacher.parameters()):
-            pt.data.mul_(mom).add_((1 - mom) * ps.detach().data)
-    center = update_center(center, teacher_output, f(d, "cfg.center_momentum"))
-    out = {"loss": loss.detach().reshape(1), "center": center,
-           "sched": torch.tensor([lr, wd, mom, temp], dtype=torch.float64)}
+    out = {}
+    for it in range(i(d, "nsteps")):
+        epoch = it // niter
+        lr = cosine_scheduler(base_lr, f(d, "cfg.min_lr"), it, total, i(d, "cfg.warmup_epochs") * niter)
+        wd = cosine_scheduler(f(d, "cfg.weight_decay"), f(d, "cfg.weight_decay_end"), it, total)
+        mom = cosine_scheduler(f(d, "cfg.momentum_teacher"), 1.0, it, total)
+        temp = teacher_temperature(epoch, f(d, "cfg.warmup_teacher_temp"), f(d, "cfg.teacher_temp"),
+                                   i(d, "cfg.warmup_teacher_temp_epochs"))
+        for g_idx, group in enumerate(optimizer.param_groups):
+            group["lr"] = lr
+            if g_idx == 0:
+                group["weight_decay"] = wd
+        crops = [d["crop.%d.%d" % (it, c)] for c in range(ncrops)]
+        teacher_output = teacher(crops[:2])
+        student_output = student(crops)
+        loss = dino_loss(student_output, teacher_output, center, ncrops, f(d, "cfg.student_temp"), temp)
+        optimizer.zero_grad()
+        loss.backward()
+        clipped = clip_gradients(student, f(d, "cfg.clip_grad"))
+        if epoch < i(d, "cfg.freeze_last_layer"):
+            for n, p in student.named_parameters():
+                if "last_layer" in n:
+                    p.grad = None
+        optimizer.step()
+        with torch.no_grad():
+            for ps, pt in zip(student.parameters(), teacher.parameters()):
+                pt.data.mul_(mom).add_((1 - mom) * ps.detach().data)
+        center = update_center(center, teacher_output.detach(), f(d, "cfg.center_momentum"))
+        out["loss.%d" % it] = loss.detach().reshape(1)
+        out["sched.%d" % it] = torch.tensor([lr, wd, mom, temp], dtype=torch.float64)
+        out["clipped.%d" % it] = torch.tensor(clipped)
+    out["center"] = center
     for k, v in student.state_dict().items():
         out["student." + k] = v
     for k, v in teacher.state_dict().items():
@@ -337,15 +375,14 @@ def case_step(d):
 
 
 def case_export(d):
-    state = torch.load(d["path"] if isinstance(d.get("path"), str) else
-                       bytes(d["path_bytes"].tolist()).decode())
-    assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values())
+    state = torch.load(bytes(d["path_bytes"].tolist()).decode())
+    assert isinstance(state, dict) and all(torch.is_tensor(v) for v in state.values()), type(state)
     vit = VisionTransformer(i(d, "cfg.image_size"), i(d, "cfg.patch_size"), i(d, "cfg.in_channels"),
                             i(d, "cfg.dim"), i(d, "cfg.depth"), i(d, "cfg.heads"), f(d, "cfg.mlp_ratio"))
     vit.load_state_dict(state, strict=True)
     vit.eval()
     with torch.no_grad():
-        return {"features": vit(d["in.images"])}
+        return {"features": vit(d["in.images"]), "local_features": vit(d["in.local_images"])}
 
 
 CASES = {"forward": case_forward, "loss": case_loss, "step": case_step, "export": case_export}
