@@ -1,0 +1,130 @@
+// TrainingRun: one rank's whole training run: dataset → multi-crop loader → Trainer, with
+// checkpoints, periodic k-NN evaluation, progress reports, cancellation and the final export of
+// the teacher backbone. The standalone trainer (dino-train, the pre-service demo) and the worker
+// agent both drive training through this class; it knows nothing of gRPC.
+//
+// Usage:
+//   DINO_ASSIGN_OR_RETURN(auto run, TrainingRun::Create(options, &collectives, &sync, fs));
+//   DINO_ASSIGN_OR_RETURN(RunResult result, run->Run(callbacks));
+//
+// Rank 0 writes checkpoints (every `checkpoint_every_steps`, at each epoch end and at the end) to
+// `work_dir/checkpoints/`, evaluates (every `eval_every_epochs` and at the end, when an eval split
+// is given) and exports `work_dir/teacher_backbone.pth`; other ranks only train. A resumed run
+// restores the Trainer and the loader position from `resume_from` and continues the same step
+// sequence as an uninterrupted run.
+//
+// Ownership: the caller owns `collectives`, `sync` and `fs` and keeps them alive while the run
+// exists. Thread-safety: Run() on one thread; `should_stop` may read state set by other threads.
+// Failure: INVALID_ARGUMENT for bad options, the dataset's Status for bad data, the Trainer's
+// Status for a non-finite loss (FAILED_PRECONDITION) or a collective abort (ABORTED); a cancelled
+// run is not an error (RunResult::cancelled).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/file_system.h"
+#include "worker/data/augment.h"
+#include "worker/data/dataset.h"
+#include "worker/data/loader.h"
+#include "worker/dino/collectives.h"
+#include "worker/dino/config.h"
+#include "worker/dino/knn.h"
+#include "worker/dino/trainer.h"
+
+namespace dino::run {
+
+struct RunOptions {
+  TrainConfig train;  // steps_per_epoch is filled in from the loader.
+  data::DatasetSpec data;
+  data::AugmentOptions augment;
+  int64_t loader_threads = 0;   // 0: one per core.
+  int64_t prefetch_batches = 4;
+  // Labelled splits for the k-NN evaluation; both or neither.
+  std::optional<data::DatasetSpec> eval_train;
+  std::optional<data::DatasetSpec> eval_test;
+  int64_t eval_max_train = 0;  // 0 = all.
+  int64_t eval_max_test = 0;
+  int64_t eval_every_epochs = 0;  // 0: only at the end.
+  int64_t checkpoint_every_steps = 0;  // 0: only at epoch ends and the end.
+  int64_t progress_every_steps = 10;
+  int64_t keep_checkpoints = 3;  // Newest checkpoint files kept in work_dir/checkpoints.
+  std::string work_dir;
+  std::string resume_from;  // A checkpoint path, or empty for a fresh run.
+};
+
+struct Progress {
+  StepResult step;
+  int64_t total_steps = 0;
+  double images_per_second = 0;   // Global (all ranks), over the last reporting window.
+  double data_wait_fraction = 0;  // Share of wall time this rank waited for batches.
+};
+
+struct CheckpointInfo {
+  std::string path;
+  int64_t step = 0;  // Steps completed when it was written.
+  int64_t epoch = 0;
+  bool final = false;
+};
+
+struct EvalInfo {
+  int64_t epoch = 0;  // Epochs completed.
+  int64_t step = 0;
+  KnnResult knn;
+};
+
+struct RunCallbacks {
+  std::function<void(const Progress&)> on_progress;
+  // A failing Status from on_checkpoint stops the run with that Status.
+  std::function<absl::Status(const CheckpointInfo&)> on_checkpoint;
+  std::function<void(const EvalInfo&)> on_eval;
+  // Polled before every step; true stops the run at that step boundary (cancel).
+  std::function<bool()> should_stop;
+  // Progress of a long evaluation: (images embedded, images in all).
+  std::function<void(int64_t, int64_t)> on_eval_progress;
+};
+
+struct RunResult {
+  int64_t steps = 0;
+  bool cancelled = false;
+  std::optional<KnnResult> knn;     // The last evaluation, if any.
+  std::string last_checkpoint;      // Empty on ranks other than 0.
+  std::string exported_teacher;     // Empty unless rank 0 finished.
+  double train_seconds = 0;
+};
+
+class TrainingRun {
+ public:
+  static absl::StatusOr<std::unique_ptr<TrainingRun>> Create(RunOptions options,
+                                                             Collectives* collectives,
+                                                             GradientSync* sync, FileSystem* fs);
+  ~TrainingRun();
+
+  absl::StatusOr<RunResult> Run(const RunCallbacks& callbacks);
+
+  const RunOptions& options() const { return options_; }
+  Trainer& trainer() { return *trainer_; }
+  int64_t steps_per_epoch() const { return options_.train.steps_per_epoch; }
+
+ private:
+  TrainingRun(RunOptions options, Collectives* collectives, FileSystem* fs);
+  absl::Status WriteCheckpoint(bool final, const RunCallbacks& callbacks, RunResult* result);
+  absl::Status Evaluate(const RunCallbacks& callbacks, RunResult* result);
+
+  RunOptions options_;
+  Collectives* collectives_;
+  FileSystem* fs_;
+  std::shared_ptr<data::Dataset> dataset_;
+  data::NormalizationStats stats_;
+  data::LoaderOptions loader_options_;
+  std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<Trainer> trainer_;
+  std::shared_ptr<data::Dataset> eval_train_;
+  std::shared_ptr<data::Dataset> eval_test_;
+};
+
+}  // namespace dino::run
