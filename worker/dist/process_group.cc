@@ -24,6 +24,10 @@ std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
 }
 
+absl::Duration RendezvousTimeout(const DistOptions& o) {
+  return o.rendezvous_timeout > absl::ZeroDuration() ? o.rendezvous_timeout : o.timeout;
+}
+
 bool IsLoopback(absl::string_view host) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
@@ -40,8 +44,8 @@ absl::Status ValidateRendezvous(const Rendezvous& r, const DistOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("bad rendezvous port ", r.master_port));
   }
   if (r.job_id.empty()) return absl::InvalidArgumentError("rendezvous needs a job_id");
-  if (o.timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("the process group timeout must be positive");
+  if (o.timeout <= absl::ZeroDuration() || o.rendezvous_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the process group timeouts must be positive");
   }
   if (o.device.is_cuda()) {
 #if !defined(DINO_WITH_CUDA)
@@ -64,11 +68,11 @@ absl::Status StoreError(const Rendezvous& r, const DistOptions& o, const absl::S
   if (r.rank == 0) {
     return absl::UnavailableError(absl::StrCat(
         "rank 0 serving the rendezvous store on port ", r.master_port, ": not all ", r.world_size,
-        " ranks joined within ", absl::FormatDuration(o.timeout), " (", msg, ")"));
+        " ranks joined within ", absl::FormatDuration(RendezvousTimeout(o)), " (", msg, ")"));
   }
-  return absl::UnavailableError(absl::StrCat("rank ", r.rank, " could not reach the rendezvous at ",
-                                             r.master_host, ":", r.master_port, " within ",
-                                             absl::FormatDuration(o.timeout), " (", msg, ")"));
+  return absl::UnavailableError(absl::StrCat(
+      "rank ", r.rank, " could not reach the rendezvous at ", r.master_host, ":", r.master_port,
+      " within ", absl::FormatDuration(RendezvousTimeout(o)), " (", msg, ")"));
 }
 
 }  // namespace
@@ -97,7 +101,7 @@ absl::StatusOr<std::unique_ptr<ProcessGroupHandle>> CreateProcessGroup(const Ren
   store_options.isServer = rendezvous.rank == 0;
   store_options.numWorkers = rendezvous.world_size;
   store_options.waitWorkers = true;
-  store_options.timeout = timeout;
+  store_options.timeout = ToChrono(RendezvousTimeout(options));
   absl::Status s = TorchCall("rendezvous store", [&] {
     handle->tcp_store_ = c10::make_intrusive<c10d::TCPStore>(rendezvous.master_host, store_options);
   });

@@ -51,8 +51,11 @@ struct Rendezvous {
 struct DistOptions {
   // CPU selects Gloo; CUDA selects NCCL (needs a DINO_WITH_CUDA build).
   torch::Device device = torch::kCPU;
-  // Bounds the rendezvous and every collective.
+  // Bounds every collective (and Gloo's pairwise connect).
   absl::Duration timeout = absl::Seconds(60);
+  // Bounds the rendezvous: reaching rank 0's store and all ranks joining. Ranks of one gang start
+  // at different times, so this may need to be longer than a collective's bound. Zero: `timeout`.
+  absl::Duration rendezvous_timeout = absl::ZeroDuration();
   // Address this rank's Gloo transport binds to. Empty: loopback when master_host is a loopback
   // name or address, otherwise the address this machine's hostname resolves to.
   std::string gloo_bind_host;
@@ -108,8 +111,8 @@ class ProcessGroupHandle {
   absl::Status abort_cause_ ABSL_GUARDED_BY(mu_);
 };
 
-// Joins the group described by `rendezvous`. Blocks until every rank has joined or the timeout
-// passes. Errors: INVALID_ARGUMENT (bad rank/world size/port, CUDA without NCCL support),
+// Joins the group described by `rendezvous`. Blocks until every rank has joined or the rendezvous
+// timeout passes. Errors: INVALID_ARGUMENT (bad rank/world size/port, CUDA without NCCL support),
 // UNAVAILABLE (port taken on rank 0, rank 0 unreachable, peers missing within the timeout).
 absl::StatusOr<std::unique_ptr<ProcessGroupHandle>> CreateProcessGroup(const Rendezvous& rendezvous,
                                                                        const DistOptions& options);

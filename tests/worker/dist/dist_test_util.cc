@@ -28,9 +28,10 @@ Rendezvous LoopbackRendezvous(const std::string& job, int64_t attempt, int rank,
   return r;
 }
 
-DistOptions TestOptions(absl::Duration timeout) {
+DistOptions TestOptions(absl::Duration timeout, absl::Duration rendezvous_timeout) {
   DistOptions o;
   o.timeout = timeout;
+  o.rendezvous_timeout = rendezvous_timeout;
   o.gloo_bind_host = "127.0.0.1";
   return o;
 }
@@ -81,7 +82,13 @@ torch::Tensor MlpImpl::forward(torch::Tensor x) {
   return x;
 }
 
+absl::Mutex& DefaultGeneratorMutex() {
+  static absl::Mutex* const mu = new absl::Mutex();
+  return *mu;
+}
+
 Mlp MakeMlp(uint64_t seed, int in, int hidden, int out, int depth) {
+  absl::MutexLock lock(&DefaultGeneratorMutex());
   torch::manual_seed(seed);
   return Mlp(in, hidden, out, depth);
 }

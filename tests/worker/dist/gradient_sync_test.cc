@@ -1,5 +1,4 @@
-#include "worker/dist/bucketed_gradient_sync.h"
-
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +7,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "tests/worker/dist/dist_test_util.h"
+#include "worker/dist/bucketed_gradient_sync.h"
 #include "worker/dist/c10d_collectives.h"
 
 namespace dino::dist {
@@ -17,18 +17,21 @@ using testing::MakeMlp;
 using testing::Mlp;
 using testing::RunRanks;
 
-#define RETURN_IF_FAILED(expr)              \
-  do {                                      \
-    absl::Status _s = (expr);               \
-    if (!_s.ok()) return _s;                \
+#define RETURN_IF_FAILED(expr) \
+  do {                         \
+    absl::Status _s = (expr);  \
+    if (!_s.ok()) return _s;   \
   } while (0)
 
 constexpr int kBatch = 6;  // per rank
 
 // The samples of step `step`: rank r of 2 gets rows [r*kBatch, (r+1)*kBatch) of the full batch.
+// A private generator: rank threads draw concurrently, and must all see the same batch.
 std::pair<torch::Tensor, torch::Tensor> FullBatch(int step, int in = 16, int out = 8) {
-  torch::manual_seed(1000 + step);
-  return {torch::randn({2 * kBatch, in}), torch::randn({2 * kBatch, out})};
+  at::Generator gen = at::detail::createCPUGenerator(1000 + step);
+  auto x = torch::randn({2 * kBatch, in}, gen);
+  auto y = torch::randn({2 * kBatch, out}, gen);
+  return {x, y};
 }
 
 torch::Tensor Loss(Mlp& model, const torch::Tensor& x, const torch::Tensor& y) {
@@ -74,11 +77,19 @@ absl::Status TrainShard(ProcessGroupHandle* group, int steps, double lr, int64_t
 
 TEST(BucketedGradientSyncTest, LayoutIsReverseOrderWithinCap) {
   absl::Status s = RunRanks(1, "layout", [](int, ProcessGroupHandle* group) {
-    Mlp model = MakeMlp(1, 16, 32, 8, 4);  // weights 512,1024,1024,256 floats; biases 32,32,32,8
+    // Parameter i: w0 512, b0 32, w1 1024, b1 32, w2 1024, b2 32, w3 256, b3 8 floats.
+    Mlp model = MakeMlp(1, 16, 32, 8, 4);
+    // A cap of 1100 floats, filled greedily from the last parameter: 8+256+32 = 296 (+1024 would
+    // exceed), 1024+32, 1024+32, 512.
     BucketedGradientSync sync(group, GradientSyncOptions{4 * 1100});
     RETURN_IF_FAILED(sync.Attach(model->parameters()));
-    const std::vector<std::vector<int>> expected = {{7, 6}, {5, 4}, {3, 2}, {1, 0}};
+    const std::vector<std::vector<int>> expected = {{7, 6, 5}, {4, 3}, {2, 1}, {0}};
     EXPECT_EQ(sync.bucket_layout(), expected);
+    // Parameters larger than the cap get buckets of their own.
+    BucketedGradientSync tiny(group, GradientSyncOptions{64});
+    RETURN_IF_FAILED(tiny.Attach(model->parameters()));
+    const std::vector<std::vector<int>> singletons = {{7}, {6}, {5}, {4}, {3}, {2}, {1}, {0}};
+    EXPECT_EQ(tiny.bucket_layout(), singletons);
     BucketedGradientSync one_bucket(group);
     RETURN_IF_FAILED(one_bucket.Attach(model->parameters()));
     EXPECT_EQ(one_bucket.bucket_layout().size(), 1u);
