@@ -34,7 +34,8 @@ void PutU64(std::string* out, uint64_t v) {
 
 uint64_t GetU64(absl::string_view in) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
   return v;
 }
 
@@ -93,8 +94,8 @@ std::string FrameCheckpoint(absl::string_view payload) {
 absl::StatusOr<absl::string_view> UnframeCheckpoint(absl::string_view bytes,
                                                     absl::string_view source) {
   if (bytes.size() < kHeaderSize || bytes.substr(0, kMagicSize) != kMagic) {
-    return absl::DataLossError(
-        absl::StrCat(source, ": not a dinotrain checkpoint (bad header, ", bytes.size(), " bytes)"));
+    return absl::DataLossError(absl::StrCat(source, ": not a dinotrain checkpoint (bad header, ",
+                                            bytes.size(), " bytes)"));
   }
   const uint64_t length = GetU64(bytes.substr(kMagicSize));
   const uint64_t checksum = GetU64(bytes.substr(kMagicSize + 8));
@@ -124,9 +125,8 @@ absl::Status CheckCompatible(const TrainConfig& stored, const TrainConfig& curre
     const std::string& sv = a.at(*key);
     const std::string& cv = b.at(*key);
     if (sv != cv) {
-      return absl::FailedPreconditionError(absl::StrCat(source, ": ", *key, " is ", sv,
-                                                        " in the checkpoint but ", cv,
-                                                        " in the config"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          source, ": ", *key, " is ", sv, " in the checkpoint but ", cv, " in the config"));
     }
   }
   return absl::OkStatus();

@@ -30,8 +30,7 @@ absl::StatusOr<absl::string_view> UnframeCheckpoint(absl::string_view bytes,
                                                     absl::string_view source);
 
 // The TrainConfig stored in a checkpoint (e.g. to build a Trainer before loading it).
-absl::StatusOr<TrainConfig> ReadCheckpointConfig(absl::string_view bytes,
-                                                 absl::string_view source);
+absl::StatusOr<TrainConfig> ReadCheckpointConfig(absl::string_view bytes, absl::string_view source);
 
 // OK when `stored` and `current` describe the same architecture; else FAILED_PRECONDITION
 // "<source>: model.dim is 32 in the checkpoint but 64 in the config".

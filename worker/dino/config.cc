@@ -181,14 +181,13 @@ absl::Status TrainConfig::Validate() const {
     if (v < 1) return absl::InvalidArgumentError(absl::StrCat(name, " must be >= 1, got ", v));
   }
   if (model.dim % model.heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("model.dim (", model.dim,
-                                                   ") must be divisible by model.heads (",
-                                                   model.heads, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model.dim (", model.dim, ") must be divisible by model.heads (", model.heads, ")"));
   }
   if (model.image_size % model.patch_size != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model.image_size (", model.image_size,
-                     ") must be a multiple of model.patch_size (", model.patch_size, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("model.image_size (", model.image_size,
+                                                   ") must be a multiple of model.patch_size (",
+                                                   model.patch_size, ")"));
   }
   if (crops.global_crop_size != model.image_size) {
     return absl::InvalidArgumentError(
@@ -196,9 +195,9 @@ absl::Status TrainConfig::Validate() const {
                      ") must equal model.image_size (", model.image_size, ")"));
   }
   if (crops.local_crop_size < model.patch_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("crops.local_crop_size (", crops.local_crop_size,
-                     ") must be >= model.patch_size (", model.patch_size, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("crops.local_crop_size (", crops.local_crop_size,
+                                                   ") must be >= model.patch_size (",
+                                                   model.patch_size, ")"));
   }
   if (crops.n_local_crops < 0) {
     return absl::InvalidArgumentError(
@@ -259,11 +258,20 @@ absl::StatusOr<TrainConfig> TrainConfig::FromKeyValues(
 }
 
 const char* const* TrainConfig::ArchitectureKeys() {
-  static const char* const kKeys[] = {
-      "model.dim",      "model.depth",      "model.heads",     "model.patch_size",
-      "model.image_size", "model.in_channels", "model.mlp_ratio", "head.out_dim",
-      "head.hidden",    "head.bottleneck",  "head.nlayers",    "head.use_bn",
-      "head.norm_last_layer", nullptr};
+  static const char* const kKeys[] = {"model.dim",
+                                      "model.depth",
+                                      "model.heads",
+                                      "model.patch_size",
+                                      "model.image_size",
+                                      "model.in_channels",
+                                      "model.mlp_ratio",
+                                      "head.out_dim",
+                                      "head.hidden",
+                                      "head.bottleneck",
+                                      "head.nlayers",
+                                      "head.use_bn",
+                                      "head.norm_last_layer",
+                                      nullptr};
   return kKeys;
 }
 

@@ -23,8 +23,7 @@ namespace dino {
 absl::StatusOr<std::string> ExportBackboneBytes(const VisionTransformer& backbone);
 
 // Writes the Trainer's teacher backbone atomically to `path`.
-absl::Status ExportTeacherBackbone(const Trainer& trainer, FileSystem* fs,
-                                   const std::string& path);
+absl::Status ExportTeacherBackbone(const Trainer& trainer, FileSystem* fs, const std::string& path);
 
 // The export bytes of the teacher stored in a checkpoint (rebuilds the model from the stored
 // config on the CPU).

@@ -50,8 +50,8 @@ DINOHeadImpl::DINOHeadImpl(int64_t in_dim, const HeadConfig& config) {
 
 torch::Tensor DINOHeadImpl::forward(const torch::Tensor& x) {
   auto y = mlp->forward(x);
-  y = torch::nn::functional::normalize(
-      y, torch::nn::functional::NormalizeFuncOptions().dim(-1).p(2));
+  y = torch::nn::functional::normalize(y,
+                                       torch::nn::functional::NormalizeFuncOptions().dim(-1).p(2));
   return last_layer->forward(y);
 }
 

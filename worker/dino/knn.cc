@@ -52,8 +52,8 @@ absl::StatusOr<torch::Tensor> Embed(VisionTransformer backbone, const BatchSourc
 absl::StatusOr<torch::Tensor> Embed(VisionTransformer backbone, const torch::Tensor& images,
                                     int64_t batch_size, torch::Device device, bool bf16) {
   if (batch_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("Embed: batch_size must be >= 1, got ",
-                                                   batch_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Embed: batch_size must be >= 1, got ", batch_size));
   }
   if (images.dim() != 4) {
     return absl::InvalidArgumentError(
@@ -88,13 +88,19 @@ absl::StatusOr<KnnResult> WeightedKnnTop1(const torch::Tensor& train_features,
     return absl::InvalidArgumentError(
         "k-NN: num_classes, k and chunk must be >= 1 and the training set non-empty");
   }
+  DINO_ASSIGN_OR_RETURN(const bool labels_in_range, TorchCallOr("k-NN: labels", [&] {
+                          const auto y = train_labels.to(torch::kLong);
+                          return y.min().item<int64_t>() >= 0 &&
+                                 y.max().item<int64_t>() < num_classes;
+                        }));
+  if (!labels_in_range) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k-NN: training labels outside [0, ", num_classes, ")"));
+  }
   return TorchCallOr("k-NN", [&] {
     torch::NoGradGuard no_grad;
     const auto train_t = train_features.to(torch::kFloat).t().contiguous();  // [D, Ntrain]
     const auto train_y = train_labels.to(torch::kLong);
-    TORCH_CHECK(train_y.min().item<int64_t>() >= 0 &&
-                    train_y.max().item<int64_t>() < num_classes,
-                "k-NN: training labels outside [0, ", num_classes, ")");
     const int64_t kk = std::min<int64_t>(k, train_features.size(0));
     KnnResult result;
     result.total = test_features.size(0);
@@ -110,8 +116,9 @@ absl::StatusOr<KnnResult> WeightedKnnTop1(const torch::Tensor& train_features,
       auto predictions = votes.argmax(1);
       result.correct += predictions.eq(targets).sum().item<int64_t>();
     }
-    result.top1 = result.total == 0 ? 0.0 : 100.0 * static_cast<double>(result.correct) /
-                                                static_cast<double>(result.total);
+    result.top1 = result.total == 0 ? 0.0
+                                    : 100.0 * static_cast<double>(result.correct) /
+                                          static_cast<double>(result.total);
     return result;
   });
 }

@@ -16,8 +16,8 @@ LossOutput DINOLoss::Compute(const torch::Tensor& student_out, const torch::Tens
                              double teacher_temp, bool with_statistics) const {
   TORCH_CHECK(student_out.size(0) % ncrops_ == 0, "student output rows (", student_out.size(0),
               ") are not a multiple of ncrops (", ncrops_, ")");
-  TORCH_CHECK(teacher_out.size(0) * ncrops_ == student_out.size(0) * 2,
-              "teacher output rows (", teacher_out.size(0), ") do not match 2 global crops of ",
+  TORCH_CHECK(teacher_out.size(0) * ncrops_ == student_out.size(0) * 2, "teacher output rows (",
+              teacher_out.size(0), ") do not match 2 global crops of ",
               student_out.size(0) / ncrops_);
   const auto student = student_out.to(torch::kFloat) / student_temp_;
   const auto student_log = torch::log_softmax(student, -1).chunk(ncrops_);

@@ -20,8 +20,8 @@
 namespace dino {
 
 struct LossOutput {
-  torch::Tensor loss;          // scalar, differentiable w.r.t. the student output.
-  double teacher_entropy = 0;  // mean per-sample entropy of the teacher distribution.
+  torch::Tensor loss;             // scalar, differentiable w.r.t. the student output.
+  double teacher_entropy = 0;     // mean per-sample entropy of the teacher distribution.
   double batch_mean_entropy = 0;  // entropy of the batch-mean teacher distribution.
   double kl_teacher_student = 0;  // mean over pairs of KL(teacher ‖ student).
 };

@@ -36,9 +36,9 @@ double BackboneForwardFlops(const ModelConfig& m, int64_t size) {
   const double hidden = static_cast<double>(static_cast<int64_t>(d * m.mlp_ratio));
   const double patch_embed =
       2.0 * patches * static_cast<double>(m.in_channels * m.patch_size * m.patch_size) * d;
-  const double per_block = 2.0 * n * d * 3 * d   // qkv
-                           + 2.0 * n * n * d * 2  // QK^T and AV
-                           + 2.0 * n * d * d      // proj
+  const double per_block = 2.0 * n * d * 3 * d          // qkv
+                           + 2.0 * n * n * d * 2        // QK^T and AV
+                           + 2.0 * n * d * d            // proj
                            + 2.0 * n * d * hidden * 2;  // fc1, fc2
   return patch_embed + static_cast<double>(m.depth) * per_block;
 }

@@ -20,11 +20,10 @@ DinoOptimizer::DinoOptimizer(const torch::nn::Module& student) {
   trainable_.insert(trainable_.end(), not_regularized.begin(), not_regularized.end());
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(regularized, std::make_unique<torch::optim::AdamWOptions>(0.0));
-  groups.emplace_back(not_regularized,
-                      std::make_unique<torch::optim::AdamWOptions>(0.0));
+  groups.emplace_back(not_regularized, std::make_unique<torch::optim::AdamWOptions>(0.0));
   static_cast<torch::optim::AdamWOptions&>(groups[1].options()).weight_decay(0.0);
-  adamw_ = std::make_unique<torch::optim::AdamW>(
-      std::move(groups), torch::optim::AdamWOptions(0.0).weight_decay(0.0));
+  adamw_ = std::make_unique<torch::optim::AdamW>(std::move(groups),
+                                                 torch::optim::AdamWOptions(0.0).weight_decay(0.0));
 }
 
 void DinoOptimizer::SetSchedule(double lr, double weight_decay) {
@@ -62,10 +61,21 @@ void DinoOptimizer::CancelLastLayerGradients() {
 
 void DinoOptimizer::Step() { adamw_->step(); }
 
-void DinoOptimizer::Save(torch::serialize::OutputArchive& archive) const {
-  adamw_->save(archive);
-}
+void DinoOptimizer::Save(torch::serialize::OutputArchive& archive) const { adamw_->save(archive); }
 
-void DinoOptimizer::Load(torch::serialize::InputArchive& archive) { adamw_->load(archive); }
+void DinoOptimizer::Load(torch::serialize::InputArchive& archive) {
+  adamw_->load(archive);
+  // The archive's moments are on the CPU; a CUDA run needs them beside its parameters (all on
+  // one device). Iterating the values keeps this independent of the state map's key type, which
+  // changed in LibTorch 2.x.
+  if (trainable_.empty()) return;
+  const torch::Device device = trainable_.front().device();
+  for (auto& entry : adamw_->state()) {
+    auto& state = static_cast<torch::optim::AdamWParamState&>(*entry.second);
+    state.exp_avg(state.exp_avg().to(device));
+    state.exp_avg_sq(state.exp_avg_sq().to(device));
+    if (state.max_exp_avg_sq().defined()) state.max_exp_avg_sq(state.max_exp_avg_sq().to(device));
+  }
+}
 
 }  // namespace dino

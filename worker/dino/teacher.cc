@@ -10,8 +10,8 @@ absl::StatusOr<TeacherEma> TeacherEma::Create(const torch::nn::Module& teacher,
   TeacherEma ema;
   const auto tp = teacher.named_parameters(), sp = student.named_parameters();
   if (tp.size() != sp.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("teacher has ", tp.size(),
-                                                   " parameters, student ", sp.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("teacher has ", tp.size(), " parameters, student ", sp.size()));
   }
   for (size_t i = 0; i < tp.size(); ++i) {
     const auto& t = tp[i];

@@ -100,9 +100,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   DINO_RETURN_IF_ERROR(resolved.ApplyPreset());
   DINO_RETURN_IF_ERROR(resolved.Validate());
   if (collectives->world_size() != resolved.world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("world_size (", resolved.world_size, ") differs from the collectives' (",
-                     collectives->world_size(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("world_size (", resolved.world_size,
+                                                   ") differs from the collectives' (",
+                                                   collectives->world_size(), ")"));
   }
   std::unique_ptr<Trainer> trainer(new Trainer(resolved, collectives, sync));
   DINO_RETURN_IF_ERROR(trainer->Init());
@@ -121,8 +121,8 @@ absl::Status Trainer::Init() {
     torch::set_num_threads(static_cast<int>(std::max<int64_t>(threads, 1)));
     torch::manual_seed(config_.seed);
     // Each rank draws its own drop-path masks, as independent DDP replicas do.
-    drop_path_generator_.set_current_seed(config_.seed + 1000003ULL *
-                                          static_cast<uint64_t>(collectives_->rank() + 1));
+    drop_path_generator_.set_current_seed(
+        config_.seed + 1000003ULL * static_cast<uint64_t>(collectives_->rank() + 1));
     student_ = MultiCropWrapper(config_, config_.model.drop_path_rate);
     teacher_ = MultiCropWrapper(config_, 0.0);
     student_->to(device_);
@@ -154,9 +154,9 @@ absl::Status Trainer::Init() {
 absl::Status Trainer::CheckCrops(const std::vector<torch::Tensor>& crops) const {
   const int64_t expected = config_.n_crops();
   if (static_cast<int64_t>(crops.size()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat("Step: expected ", expected, " crops (2 global + ",
-                                                   config_.crops.n_local_crops, " local), got ",
-                                                   crops.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Step: expected ", expected, " crops (2 global + ",
+                     config_.crops.n_local_crops, " local), got ", crops.size()));
   }
   const int64_t batch = crops[0].defined() && crops[0].dim() == 4 ? crops[0].size(0) : -1;
   for (size_t i = 0; i < crops.size(); ++i) {
@@ -171,9 +171,9 @@ absl::Status Trainer::CheckCrops(const std::vector<torch::Tensor>& crops) const 
       } else {
         got << "undefined";
       }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Step: crop ", i, " must be a float tensor [", batch, ", ", config_.model.in_channels,
-          ", ", size, ", ", size, "], got ", got.str()));
+      return absl::InvalidArgumentError(absl::StrCat("Step: crop ", i, " must be a float tensor [",
+                                                     batch, ", ", config_.model.in_channels, ", ",
+                                                     size, ", ", size, "], got ", got.str()));
     }
   }
   return absl::OkStatus();
@@ -207,9 +207,9 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
   }));
   r.loss = loss.loss.item<double>();
   if (!std::isfinite(r.loss)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "non-finite loss (", r.loss, ") at step ", step_, " (epoch ", r.epoch,
-        "); training stopped, the model was not updated"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("non-finite loss (", r.loss, ") at step ", step_, " (epoch ", r.epoch,
+                     "); training stopped, the model was not updated"));
   }
   r.teacher_entropy = loss.teacher_entropy;
   r.batch_mean_entropy = loss.batch_mean_entropy;
@@ -229,8 +229,8 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
     optimizer_->Step();
     ema_->Update(sv.teacher_momentum);
   }));
-  DINO_RETURN_IF_ERROR(Annotate(loss_->UpdateCenter(teacher_out, collectives_),
-                                absl::StrCat("step ", step_)));
+  DINO_RETURN_IF_ERROR(
+      Annotate(loss_->UpdateCenter(teacher_out, collectives_), absl::StrCat("step ", step_)));
   DINO_ASSIGN_OR_RETURN(r.center_norm, TorchCallOr("center norm", [&] {
                           return loss_->center().norm().item<double>();
                         }));
@@ -271,8 +271,8 @@ absl::Status Trainer::LoadState(torch::serialize::InputArchive& archive) {
     archive.read("step", step);
     archive.read("rng.default_cpu", rng_default);
     archive.read("rng.drop_path", rng_drop_path);
-    TORCH_CHECK(center.sizes().equals(loss_->center().sizes()), "center has shape ",
-                center.sizes(), ", expected ", loss_->center().sizes());
+    TORCH_CHECK(center.sizes().equals(loss_->center().sizes()), "center has shape ", center.sizes(),
+                ", expected ", loss_->center().sizes());
     loss_->set_center(center.to(device_));
     step_ = step.item<int64_t>();
     auto default_gen = at::detail::getDefaultCPUGenerator();

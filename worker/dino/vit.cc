@@ -22,14 +22,22 @@ torch::Tensor DropPath(const torch::Tensor& x, double drop_prob, bool training,
 }
 
 void TruncNormal_(torch::Tensor& t, double std) {
+  // timm's trunc_normal_(t, std=std, a=-2, b=2), which the reference uses: inverse-CDF sampling of
+  // a normal restricted to [a, b] (bounds absolute, not in units of std).
   torch::NoGradGuard no_grad;
-  t.normal_(0.0, std).clamp_(-2.0, 2.0);
+  const double a = -2.0, b = 2.0;
+  auto norm_cdf = [](double x) { return (1.0 + std::erf(x / std::sqrt(2.0))) / 2.0; };
+  const double l = norm_cdf(a / std), u = norm_cdf(b / std);
+  t.uniform_(2.0 * l - 1.0, 2.0 * u - 1.0);
+  t.erfinv_();
+  t.mul_(std * std::sqrt(2.0));
+  t.clamp_(a, b);
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_channels, int64_t dim, int64_t patch_size) {
   proj = register_module(
-      "proj", torch::nn::Conv2d(
-                  torch::nn::Conv2dOptions(in_channels, dim, patch_size).stride(patch_size)));
+      "proj",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, dim, patch_size).stride(patch_size)));
 }
 
 torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
@@ -59,13 +67,13 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, double drop_path)
     : drop_path(drop_path) {
-  norm1 = register_module(
-      "norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  norm1 =
+      register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
   attn = register_module("attn", Attention(dim, heads));
-  norm2 = register_module(
-      "norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
-  mlp = register_module(
-      "mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)));
+  norm2 =
+      register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
+  mlp =
+      register_module("mlp", Mlp(dim, static_cast<int64_t>(static_cast<double>(dim) * mlp_ratio)));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, std::optional<at::Generator> generator) {
@@ -84,11 +92,10 @@ VisionTransformerImpl::VisionTransformerImpl(const ModelConfig& config, double d
   // torch.linspace(0, rate, depth) in float32, as the reference computes the per-block rates.
   auto rates = torch::linspace(0.0, drop_path_rate, config.depth, torch::kFloat);
   for (int64_t i = 0; i < config.depth; ++i) {
-    blocks->push_back(
-        Block(config.dim, config.heads, config.mlp_ratio, rates[i].item<float>()));
+    blocks->push_back(Block(config.dim, config.heads, config.mlp_ratio, rates[i].item<float>()));
   }
-  norm = register_module(
-      "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.dim}).eps(1e-6)));
+  norm = register_module("norm",
+                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.dim}).eps(1e-6)));
 
   TruncNormal_(pos_embed, 0.02);
   TruncNormal_(cls_token, 0.02);
@@ -120,8 +127,8 @@ torch::Tensor VisionTransformerImpl::InterpolatePosEncoding(int64_t num_patches,
   const auto out_h = static_cast<int64_t>(std::floor(static_cast<double>(side) * scale_h));
   const auto out_w = static_cast<int64_t>(std::floor(static_cast<double>(side) * scale_w));
   auto grid = patch_pos.reshape({1, side, side, dim_}).permute({0, 3, 1, 2});
-  auto resized = at::upsample_bicubic2d(grid, {out_h, out_w}, /*align_corners=*/false, scale_h,
-                                        scale_w);
+  auto resized =
+      at::upsample_bicubic2d(grid, {out_h, out_w}, /*align_corners=*/false, scale_h, scale_w);
   TORCH_CHECK(out_h == h / patch_size_ && out_w == w / patch_size_,
               "position embedding interpolation produced a ", out_h, "x", out_w, " grid for ", h,
               "x", w, " input with patch ", patch_size_);

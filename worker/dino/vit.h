@@ -26,7 +26,7 @@ namespace dino {
 torch::Tensor DropPath(const torch::Tensor& x, double drop_prob, bool training,
                        std::optional<at::Generator> generator);
 
-// Reference init: truncated normal (bounds +-2 absolute, as timm's trunc_normal_) of `std`.
+// Reference init: timm's trunc_normal_ of `std` with absolute bounds [-2, 2] (inverse CDF).
 void TruncNormal_(torch::Tensor& t, double std);
 
 struct PatchEmbedImpl : torch::nn::Module {
