@@ -52,6 +52,9 @@ class Dataset {
   // 0 when unlabelled.
   virtual int64_t num_classes() const = 0;
 
+  // Corrupt files met so far (skipped at open or failed at decode); 0 for in-memory datasets.
+  virtual int64_t corrupt_files() const { return 0; }
+
   // A short description for logs, e.g. "idx:/path/train-images-idx3-ubyte.gz".
   virtual std::string name() const = 0;
 };

@@ -118,6 +118,11 @@ class Loader {
   LoaderPosition position_;    // consumer thread only
   int64_t consumer_step_ = 0;  // global step of position_; consumer thread only
 
+  // The shard of the epoch last used by BuildBatch, shared by the threads.
+  mutable absl::Mutex shard_mu_;
+  mutable std::shared_ptr<const std::vector<int64_t>> shard_ ABSL_GUARDED_BY(shard_mu_);
+  mutable int64_t shard_epoch_ ABSL_GUARDED_BY(shard_mu_) = -1;
+
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t next_to_claim_ ABSL_GUARDED_BY(mu_) = 0;  // global step

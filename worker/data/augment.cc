@@ -1,0 +1,168 @@
+#include "worker/data/augment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/data/augment_ops.h"
+#include "worker/dino/torch_status.h"
+
+namespace dino::data {
+namespace {
+
+absl::Status ValidateView(const ViewOptions& v, absl::string_view name) {
+  auto prob = [&](double p, absl::string_view what) -> absl::Status {
+    if (!(p >= 0 && p <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ".", what, " = ", p, " not in [0, 1]"));
+    }
+    return absl::OkStatus();
+  };
+  if (v.size <= 0) return absl::InvalidArgumentError(absl::StrCat(name, ".size must be > 0"));
+  if (!(v.scale_min > 0 && v.scale_min <= v.scale_max && v.scale_max <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": scale range [", v.scale_min, ", ",
+                                                   v.scale_max,
+                                                   "] must satisfy 0 < min <= max <= 1"));
+  }
+  DINO_RETURN_IF_ERROR(prob(v.flip_p, "flip_p"));
+  DINO_RETURN_IF_ERROR(prob(v.jitter_p, "jitter_p"));
+  DINO_RETURN_IF_ERROR(prob(v.grayscale_p, "grayscale_p"));
+  DINO_RETURN_IF_ERROR(prob(v.blur_p, "blur_p"));
+  return prob(v.solarize_p, "solarize_p");
+}
+
+// Random parameters of one view for the whole batch.
+struct ViewParams {
+  std::vector<CropBox> boxes;
+  std::vector<bool> flip;
+  JitterParams jitter;
+  std::vector<bool> gray;
+  std::vector<double> sigma;  // 0: no blur
+  std::vector<bool> solarize;
+};
+
+}  // namespace
+
+AugmentOptions AugmentOptions::ForResolution(int64_t resolution, int64_t num_local) {
+  AugmentOptions o;
+  o.global1.size = resolution;
+  o.global2.size = resolution;
+  o.local.size = std::max<int64_t>(8, std::llround(resolution * 96.0 / 224.0));
+  o.num_local = num_local;
+  o.blur_sigma_max = std::max(0.5, 2.0 * static_cast<double>(resolution) / 224.0);
+  return o;
+}
+
+absl::Status AugmentOptions::Validate() const {
+  DINO_RETURN_IF_ERROR(ValidateView(global1, "global1"));
+  DINO_RETURN_IF_ERROR(ValidateView(global2, "global2"));
+  DINO_RETURN_IF_ERROR(ValidateView(local, "local"));
+  if (num_local < 0) return absl::InvalidArgumentError("num_local must be >= 0");
+  if (!(ratio_min > 0 && ratio_min <= ratio_max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ratio range [", ratio_min, ", ", ratio_max, "] must satisfy 0 < min <= max"));
+  }
+  if (!(brightness >= 0 && brightness <= 1 && contrast >= 0 && contrast <= 1 && saturation >= 0 &&
+        saturation <= 1)) {
+    return absl::InvalidArgumentError("brightness, contrast and saturation must be in [0, 1]");
+  }
+  if (!(hue >= 0 && hue <= 0.5)) return absl::InvalidArgumentError("hue must be in [0, 0.5]");
+  if (!(blur_sigma_min > 0 && blur_sigma_min <= blur_sigma_max)) {
+    return absl::InvalidArgumentError(absl::StrCat("blur sigma range [", blur_sigma_min, ", ",
+                                                   blur_sigma_max,
+                                                   "] must satisfy 0 < min <= max"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MultiCropAugmenter> MultiCropAugmenter::Create(const AugmentOptions& options,
+                                                              const NormalizationStats& stats,
+                                                              int64_t channels) {
+  DINO_RETURN_IF_ERROR(options.Validate());
+  if (channels != 1 && channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("channels must be 1 or 3, got ", channels));
+  }
+  if (static_cast<int64_t>(stats.mean.size()) != channels ||
+      static_cast<int64_t>(stats.std.size()) != channels) {
+    return absl::InvalidArgumentError(absl::StrCat("normalisation stats have ", stats.mean.size(),
+                                                   " means and ", stats.std.size(), " stds for ",
+                                                   channels, " channels"));
+  }
+  for (double s : stats.std) {
+    if (!(s > 0)) return absl::InvalidArgumentError("normalisation std must be > 0");
+  }
+  return MultiCropAugmenter(options, stats, channels);
+}
+
+absl::StatusOr<std::vector<torch::Tensor>> MultiCropAugmenter::Apply(
+    const std::vector<torch::Tensor>& images, uint64_t seed, torch::Device device) const {
+  if (images.empty()) return absl::InvalidArgumentError("Apply: empty batch");
+  for (size_t b = 0; b < images.size(); ++b) {
+    const auto& im = images[b];
+    if (!im.defined() || im.dim() != 3 || im.size(0) != channels_ ||
+        im.scalar_type() != torch::kUInt8 || im.size(1) == 0 || im.size(2) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Apply: image ", b, " is not a non-empty uint8 [", channels_, ", H, W]"));
+    }
+  }
+  const int64_t batch = static_cast<int64_t>(images.size());
+  const AugmentOptions& o = options_;
+
+  // All random parameters first, in a fixed order, so the result depends only on the seed.
+  std::mt19937_64 rng(seed);
+  std::vector<ViewParams> views(o.num_views());
+  for (int64_t v = 0; v < o.num_views(); ++v) {
+    const ViewOptions& vo = o.view(v);
+    ViewParams& p = views[v];
+    for (int64_t b = 0; b < batch; ++b) {
+      p.boxes.push_back(SampleResizedCrop(images[b].size(1), images[b].size(2), vo.scale_min,
+                                          vo.scale_max, o.ratio_min, o.ratio_max, rng));
+      p.flip.push_back(Uniform01(rng) < vo.flip_p);
+      p.jitter.apply.push_back(Uniform01(rng) < vo.jitter_p);
+      std::array<int, 4> order = {0, 1, 2, 3};
+      for (int i = 3; i > 0; --i) {
+        std::swap(order[i], order[static_cast<int>(Uniform01(rng) * (i + 1))]);
+      }
+      p.jitter.order.push_back(order);
+      p.jitter.factors.push_back({1 - o.brightness + 2 * o.brightness * Uniform01(rng),
+                                  1 - o.contrast + 2 * o.contrast * Uniform01(rng),
+                                  1 - o.saturation + 2 * o.saturation * Uniform01(rng),
+                                  -o.hue + 2 * o.hue * Uniform01(rng)});
+      p.gray.push_back(Uniform01(rng) < vo.grayscale_p);
+      const bool blur = Uniform01(rng) < vo.blur_p;
+      const double sigma =
+          o.blur_sigma_min + (o.blur_sigma_max - o.blur_sigma_min) * Uniform01(rng);
+      p.sigma.push_back(blur ? sigma : 0.0);
+      p.solarize.push_back(Uniform01(rng) < vo.solarize_p);
+    }
+  }
+
+  return TorchCallOr("multi-crop augmentation", [&] {
+    torch::NoGradGuard no_grad;
+    torch::Tensor canvas = PackCanvas(images);
+    if (device.is_cuda()) canvas = canvas.pin_memory().to(device, /*non_blocking=*/true);
+    canvas = canvas.to(torch::kFloat32).div_(255.0);
+    auto mean = torch::tensor(stats_.mean, torch::kFloat64)
+                    .to(device, torch::kFloat32)
+                    .view({1, channels_, 1, 1});
+    auto inv_std = torch::tensor(stats_.std, torch::kFloat64)
+                       .reciprocal()
+                       .to(device, torch::kFloat32)
+                       .view({1, channels_, 1, 1});
+    std::vector<torch::Tensor> crops;
+    crops.reserve(views.size());
+    for (int64_t v = 0; v < o.num_views(); ++v) {
+      const ViewParams& p = views[v];
+      auto x = ResizedCrops(canvas, p.boxes, p.flip, o.view(v).size, o.interpolation);
+      x = ColorJitter(x, p.jitter);
+      x = RandomGrayscale(x, p.gray);
+      x = GaussianBlur(x, p.sigma);
+      x = Solarize(x, p.solarize);
+      crops.push_back(x.sub_(mean).mul_(inv_std).contiguous());
+    }
+    return crops;
+  });
+}
+
+}  // namespace dino::data
