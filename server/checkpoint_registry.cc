@@ -1,0 +1,202 @@
+#include "server/checkpoint_registry.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace dino::server {
+
+using dino::v1::CheckpointInfo;
+
+absl::Status CheckpointUpload::Append(absl::string_view data) {
+  if (received_ + static_cast<int64_t>(data.size()) > info_.size_bytes()) {
+    return absl::DataLossError(absl::StrCat("checkpoint upload for ", info_.job_id(), " step ",
+                                            info_.step(), ": more than the announced ",
+                                            info_.size_bytes(), " bytes"));
+  }
+  DINO_RETURN_IF_ERROR(file_->Append(data));
+  hash_.Update(data);
+  received_ += static_cast<int64_t>(data.size());
+  return absl::OkStatus();
+}
+
+CheckpointRegistry::CheckpointRegistry(Store* store, FileSystem* fs, std::string dir)
+    : store_(store), fs_(fs), dir_(std::move(dir)) {}
+
+absl::Status CheckpointRegistry::Recover() {
+  DINO_RETURN_IF_ERROR(fs_->CreateDirs(dir_));
+  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> all, store_->ListCheckpoints("", true));
+  std::set<std::string> referenced;
+  for (const StoredCheckpoint& checkpoint : all) {
+    if (checkpoint.deleting) {
+      DINO_LOG(INFO) << "finishing the interrupted deletion of checkpoint " << checkpoint.info.id();
+      DINO_RETURN_IF_ERROR(Delete(checkpoint));
+    } else {
+      referenced.insert(checkpoint.blob_path);
+    }
+  }
+  DINO_ASSIGN_OR_RETURN(std::vector<std::string> job_dirs, fs_->ListDir(dir_));
+  for (const std::string& job_dir : job_dirs) {
+    const std::string path = absl::StrCat(dir_, "/", job_dir);
+    absl::StatusOr<std::vector<std::string>> files = fs_->ListDir(path);
+    if (!files.ok()) continue;  // Not a directory.
+    for (const std::string& file : *files) {
+      const std::string blob = absl::StrCat(path, "/", file);
+      if (referenced.count(blob) > 0) continue;
+      DINO_LOG(INFO) << "removing unreferenced checkpoint file " << blob;
+      absl::Status status = fs_->DeleteFile(blob);
+      if (!status.ok() && !absl::IsNotFound(status)) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointRegistry::BeginUpload(
+    CheckpointInfo info) {
+  if (info.size_bytes() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint size_bytes must be >= 0, got ", info.size_bytes()));
+  }
+  DINO_ASSIGN_OR_RETURN(int64_t number, store_->NextSequence("checkpoint"));
+  auto upload = std::unique_ptr<CheckpointUpload>(new CheckpointUpload());
+  info.set_id(absl::StrCat("ckpt-", number));
+  info.clear_sha256();
+  const std::string job_dir = absl::StrCat(dir_, "/", info.job_id());
+  DINO_RETURN_IF_ERROR(fs_->CreateDirs(job_dir));
+  upload->temp_path = absl::StrCat(job_dir, "/", info.id(), ".tmp");
+  upload->final_path = absl::StrCat(job_dir, "/", info.id(), ".ckpt");
+  DINO_ASSIGN_OR_RETURN(upload->file_, fs_->NewWritableFile(upload->temp_path));
+  upload->info_ = std::move(info);
+  return upload;
+}
+
+void CheckpointRegistry::Abandon(std::unique_ptr<CheckpointUpload> upload) {
+  if (upload == nullptr) return;
+  if (upload->file_ != nullptr) upload->file_->Close().IgnoreError();
+  fs_->DeleteFile(upload->temp_path).IgnoreError();
+}
+
+absl::StatusOr<CheckpointInfo> CheckpointRegistry::Commit(std::unique_ptr<CheckpointUpload> upload,
+                                                          absl::string_view sha256_hex) {
+  CheckpointUpload* u = upload.get();
+  auto fail = [&](absl::Status status) {
+    Abandon(std::move(upload));
+    return status;
+  };
+  if (u->received_ != u->info_.size_bytes()) {
+    return fail(absl::DataLossError(
+        absl::StrCat("checkpoint upload for ", u->info_.job_id(), " step ", u->info_.step(),
+                     " is truncated: ", u->received_, " of ", u->info_.size_bytes(), " bytes")));
+  }
+  const std::string actual = u->hash_.HexDigest();
+  if (actual != sha256_hex) {
+    return fail(absl::DataLossError(absl::StrCat("checkpoint upload for ", u->info_.job_id(),
+                                                 " step ", u->info_.step(), ": sha256 is ", actual,
+                                                 " but the sender said ", sha256_hex)));
+  }
+  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> existing,
+                        store_->ListCheckpoints(u->info_.job_id(), false));
+  for (const StoredCheckpoint& e : existing) {
+    if (e.info.step() == u->info_.step() && e.info.sha256() == actual) {
+      Abandon(std::move(upload));
+      return e.info;  // A re-sent upload.
+    }
+  }
+  absl::Status status = u->file_->Sync();
+  if (status.ok()) status = u->file_->Close();
+  if (status.ok()) status = fs_->RenameFile(u->temp_path, u->final_path);
+  if (!status.ok()) return fail(status);
+  DINO_RETURN_IF_ERROR(fs_->SyncDir(DirName(u->final_path)));
+  StoredCheckpoint row;
+  row.info = u->info_;
+  row.info.set_sha256(actual);
+  row.blob_path = u->final_path;
+  status = store_->InsertCheckpoint(row);
+  if (!status.ok()) {
+    fs_->DeleteFile(u->final_path).IgnoreError();  // Recover() would remove it too.
+    return status;
+  }
+  return row.info;
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> CheckpointRegistry::List(const std::string& job_id) {
+  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> rows, store_->ListCheckpoints(job_id, false));
+  std::vector<CheckpointInfo> out;
+  out.reserve(rows.size());
+  for (auto& row : rows) out.push_back(std::move(row.info));
+  return out;
+}
+
+absl::StatusOr<StoredCheckpoint> CheckpointRegistry::Resolve(const std::string& job_id,
+                                                             const std::string& which) {
+  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> rows, store_->ListCheckpoints(job_id, false));
+  if (rows.empty()) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoints"));
+  }
+  if (which.empty() || which == "latest") return rows.back();
+  if (which == "best") {
+    const StoredCheckpoint* best = nullptr;
+    for (const auto& row : rows) {
+      if (row.info.has_knn_top1() &&
+          (best == nullptr || row.info.knn_top1() >= best->info.knn_top1())) {
+        best = &row;
+      }
+    }
+    return best != nullptr ? *best : rows.back();
+  }
+  for (const auto& row : rows) {
+    if (row.info.id() == which) return row;
+  }
+  return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint ", which));
+}
+
+absl::StatusOr<std::string> CheckpointRegistry::ReadBlob(const StoredCheckpoint& checkpoint) {
+  DINO_ASSIGN_OR_RETURN(std::string bytes, fs_->ReadFile(checkpoint.blob_path));
+  if (static_cast<int64_t>(bytes.size()) != checkpoint.info.size_bytes() ||
+      Sha256::Of(bytes) != checkpoint.info.sha256()) {
+    return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint.info.id(), " at ",
+                                            checkpoint.blob_path,
+                                            " does not match its recorded size and sha256"));
+  }
+  return bytes;
+}
+
+absl::Status CheckpointRegistry::Delete(const StoredCheckpoint& checkpoint) {
+  DINO_RETURN_IF_ERROR(store_->MarkCheckpointDeleting(checkpoint.info.id()));
+  absl::Status status = fs_->DeleteFile(checkpoint.blob_path);
+  if (!status.ok() && !absl::IsNotFound(status)) return status;
+  return store_->DeleteCheckpoint(checkpoint.info.id());
+}
+
+absl::StatusOr<std::vector<std::string>> CheckpointRegistry::ApplyRetention(
+    const std::string& job_id, int64_t keep_last, int64_t keep_best) {
+  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> rows, store_->ListCheckpoints(job_id, false));
+  std::set<std::string> keep;
+  for (int64_t i = 0; i < keep_last && i < static_cast<int64_t>(rows.size()); ++i) {
+    keep.insert(rows[rows.size() - 1 - i].info.id());
+  }
+  std::vector<const StoredCheckpoint*> evaluated;
+  for (const auto& row : rows) {
+    if (row.info.has_knn_top1()) evaluated.push_back(&row);
+  }
+  std::stable_sort(evaluated.begin(), evaluated.end(), [](const auto* a, const auto* b) {
+    return a->info.knn_top1() > b->info.knn_top1();
+  });
+  for (int64_t i = 0; i < keep_best && i < static_cast<int64_t>(evaluated.size()); ++i) {
+    keep.insert(evaluated[i]->info.id());
+  }
+  std::vector<std::string> deleted;
+  for (const auto& row : rows) {
+    if (keep.count(row.info.id()) > 0) continue;
+    DINO_RETURN_IF_ERROR(Delete(row));
+    deleted.push_back(row.info.id());
+  }
+  return deleted;
+}
+
+}  // namespace dino::server

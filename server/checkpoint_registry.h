@@ -1,0 +1,90 @@
+// CheckpointRegistry: the checkpoint blobs on the coordinator's disk and their rows in the Store.
+//
+// Commit protocol (crash-safe at every step): the upload streams into "<dir>/<job>/<id>.tmp",
+// hashing as it goes; Commit checks the byte count and the sha256, fsyncs, renames to
+// "<dir>/<job>/<id>.ckpt", fsyncs the directory, and only then inserts the row. A truncated or
+// corrupt upload is rejected with DATA_LOSS and leaves nothing behind, so it never becomes the
+// latest. Deletion marks the row `deleting` (no longer listed), removes the blob, then the row;
+// Recover() finishes deletions interrupted by a crash and removes temporary files and blobs that
+// never got their row.
+//
+// Retention keeps the `keep_last` most recent checkpoints plus the `keep_best` best by k-NN
+// top-1 (those that have one).
+//
+// Ownership: borrows the Store and the FileSystem, which must outlive it. A CheckpointUpload is
+// owned by the caller streaming it.
+// Thread-safety: the registry is safe from any thread (distinct uploads use distinct files); one
+// CheckpointUpload is used by one thread at a time.
+// Failure: DATA_LOSS for size or sha256 mismatches and unreadable blobs, NOT_FOUND for unknown
+// checkpoints, file-system and store errors as they come.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/file_system.h"
+#include "dino/v1/job.pb.h"
+#include "server/sha256.h"
+#include "server/store.h"
+
+namespace dino::server {
+
+class CheckpointUpload {
+ public:
+  // Appends the next bytes. Fails with DATA_LOSS once more than the announced size arrives.
+  absl::Status Append(absl::string_view data);
+  const dino::v1::CheckpointInfo& info() const { return info_; }
+  int64_t received() const { return received_; }
+
+ private:
+  friend class CheckpointRegistry;
+  dino::v1::CheckpointInfo info_;  // sha256 unset until Commit.
+  std::string temp_path;
+  std::string final_path;
+  std::unique_ptr<WritableFile> file_;
+  Sha256 hash_;
+  int64_t received_ = 0;
+};
+
+class CheckpointRegistry {
+ public:
+  CheckpointRegistry(Store* store, FileSystem* fs, std::string dir);
+
+  absl::Status Recover();
+
+  // Starts an upload. `info` carries job_id, attempt, step, epoch, statistics and size_bytes
+  // (the exact size that will be sent); the registry assigns the id.
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(dino::v1::CheckpointInfo info);
+  // Verifies and commits (see above). If the job already has a committed checkpoint at the same
+  // step with the same sha256 (a re-sent upload), returns that one and stores nothing new.
+  absl::StatusOr<dino::v1::CheckpointInfo> Commit(std::unique_ptr<CheckpointUpload> upload,
+                                                  absl::string_view sha256_hex);
+  // Drops an unfinished upload (a broken stream) and its temporary file.
+  void Abandon(std::unique_ptr<CheckpointUpload> upload);
+
+  // Committed checkpoints of a job, ascending step.
+  absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> List(const std::string& job_id);
+  // `which` is a checkpoint id, "latest" (or "") or "best" (highest k-NN top-1; latest if none
+  // was evaluated). NOT_FOUND when the job has none.
+  absl::StatusOr<StoredCheckpoint> Resolve(const std::string& job_id, const std::string& which);
+  // The whole blob, verified against its recorded size and sha256.
+  absl::StatusOr<std::string> ReadBlob(const StoredCheckpoint& checkpoint);
+
+  // Deletes what the retention policy does not keep. Returns the ids deleted.
+  absl::StatusOr<std::vector<std::string>> ApplyRetention(const std::string& job_id,
+                                                          int64_t keep_last, int64_t keep_best);
+  // Deletes one checkpoint: mark, blob, row.
+  absl::Status Delete(const StoredCheckpoint& checkpoint);
+
+ private:
+  Store* const store_;
+  FileSystem* const fs_;
+  const std::string dir_;
+};
+
+}  // namespace dino::server

@@ -1,0 +1,478 @@
+// Coordinator: jobs, attempts, scheduling, events and liveness. The worker-facing RPCs are in
+// coordinator_workers.cc.
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/job_spec.h"
+#include "server/scheduler.h"
+
+namespace dino::server {
+
+using dino::v1::Attempt;
+using dino::v1::CoordinatorMessage;
+using dino::v1::Job;
+using dino::v1::JobEvent;
+using dino::v1::JobState;
+
+namespace {
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t micros = absl::ToUnixMicros(t);
+  ts.set_seconds(micros / 1000000);
+  ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+int64_t SeqOf(const std::string& id) {
+  int64_t seq = 0;
+  const size_t dash = id.rfind('-');
+  if (dash != std::string::npos && absl::SimpleAtoi(id.substr(dash + 1), &seq)) return seq;
+  return 0;
+}
+
+}  // namespace
+
+bool IsRetryable(dino::v1::FailureReason reason) {
+  switch (reason) {
+    case dino::v1::FAILURE_REASON_BAD_DATASET:
+    case dino::v1::FAILURE_REASON_NON_FINITE_LOSS:
+    case dino::v1::FAILURE_REASON_OUT_OF_MEMORY:
+    case dino::v1::FAILURE_REASON_INVALID_SPEC:
+    case dino::v1::FAILURE_REASON_COLLAPSE:
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool IsTerminal(JobState state) {
+  return state == dino::v1::JOB_STATE_SUCCEEDED || state == dino::v1::JOB_STATE_FAILED ||
+         state == dino::v1::JOB_STATE_CANCELLED;
+}
+
+Coordinator::Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* clock,
+                         CoordinatorOptions options, CoordinatorMetrics* metrics)
+    : store_(store),
+      checkpoints_(checkpoints),
+      clock_(clock),
+      options_(options),
+      metrics_(metrics) {}
+
+google::protobuf::Timestamp Coordinator::NowProto() const { return ToProto(clock_->Now()); }
+
+absl::Status Coordinator::Recover() {
+  DINO_RETURN_IF_ERROR(checkpoints_->Recover());
+  DINO_ASSIGN_OR_RETURN(std::vector<Job> jobs, store_->LoadJobs());
+  DINO_ASSIGN_OR_RETURN(std::vector<dino::v1::WorkerInfo> workers, store_->LoadWorkers());
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (Job& job : jobs) {
+    JobEntry entry;
+    entry.seq = SeqOf(job.id());
+    entry.collapse = std::make_unique<CollapseDetector>(job.spec().collapse());
+    entry.queued_since = now;
+    if (!job.spec().request_id().empty()) jobs_by_request_id_[job.spec().request_id()] = job.id();
+    entry.job = std::move(job);
+    const std::string id = entry.job.id();
+    jobs_.emplace(id, std::move(entry));
+  }
+  for (dino::v1::WorkerInfo& info : workers) {
+    if (info.state() == dino::v1::WORKER_STATE_DEAD) continue;
+    WorkerEntry entry;
+    entry.seq = SeqOf(info.id());
+    entry.last_seen = now;  // One liveness timeout to reconnect.
+    entry.info = std::move(info);
+    const std::string id = entry.info.id();
+    workers_.emplace(id, std::move(entry));
+  }
+  // A worker recorded as busy in an attempt that is no longer running is idle.
+  for (auto& [id, worker] : workers_) {
+    if (worker.info.state() != dino::v1::WORKER_STATE_BUSY) continue;
+    auto it = jobs_.find(worker.info.job_id());
+    const bool current = it != jobs_.end() &&
+                         it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
+                         it->second.job.attempts_size() == worker.info.attempt();
+    if (!current) SetWorkerIdleLocked(worker);
+  }
+  DINO_LOG(INFO) << "recovered " << jobs_.size() << " jobs and " << workers_.size() << " workers";
+  UpdateGaugesLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Coordinator::JobEntry*> Coordinator::FindJobLocked(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return &it->second;
+}
+
+JobEvent Coordinator::StateEventLocked(const Job& job, JobState to, dino::v1::FailureReason reason,
+                                       const std::string& message) {
+  JobEvent event;
+  auto* change = event.mutable_state_change();
+  change->set_from_state(job.state());
+  change->set_to_state(to);
+  change->set_attempt(job.attempts_size());
+  change->set_failure_reason(reason);
+  change->set_message(message);
+  return event;
+}
+
+absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector<JobEvent> events) {
+  const auto now = NowProto();
+  for (JobEvent& event : events) {
+    event.set_index(updated.last_event_index() + 1);
+    updated.set_last_event_index(event.index());
+    event.set_job_id(updated.id());
+    *event.mutable_time() = now;
+  }
+  DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events));
+  const bool was_queued = entry.job.state() == dino::v1::JOB_STATE_QUEUED ||
+                          entry.job.state() == dino::v1::JOB_STATE_RESTARTING;
+  const bool queued = updated.state() == dino::v1::JOB_STATE_QUEUED ||
+                      updated.state() == dino::v1::JOB_STATE_RESTARTING;
+  if (queued && !was_queued) entry.queued_since = clock_->Now();
+  entry.job = std::move(updated);
+  const bool terminal = IsTerminal(entry.job.state());
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    Watcher& watcher = it->second;
+    if (watcher.job_id != entry.job.id()) {
+      ++it;
+      continue;
+    }
+    for (const JobEvent& event : events) {
+      if (watcher.skip_progress && event.has_progress()) continue;
+      watcher.sink->OnEvent(event);
+    }
+    if (terminal) {
+      watcher.sink->OnEnd(absl::OkStatus());
+      it = watchers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  UpdateGaugesLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec) {
+  ApplyJobSpecDefaults(&spec);
+  DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  dino::v1::SubmitJobResponse response;
+  if (!spec.request_id().empty()) {
+    auto it = jobs_by_request_id_.find(spec.request_id());
+    if (it != jobs_by_request_id_.end()) {
+      *response.mutable_job() = jobs_.at(it->second).job;
+      response.set_created(false);
+      return response;
+    }
+  }
+  DINO_ASSIGN_OR_RETURN(int64_t seq, store_->NextSequence("job"));
+  JobEntry entry;
+  entry.seq = seq;
+  entry.collapse = std::make_unique<CollapseDetector>(spec.collapse());
+  Job job;
+  job.set_id(absl::StrCat("job-", seq));
+  *job.mutable_submit_time() = NowProto();
+  job.set_state(dino::v1::JOB_STATE_UNSPECIFIED);
+  *job.mutable_spec() = std::move(spec);
+  std::vector<JobEvent> events = {StateEventLocked(
+      job, dino::v1::JOB_STATE_QUEUED, dino::v1::FAILURE_REASON_UNSPECIFIED, "submitted")};
+  job.set_state(dino::v1::JOB_STATE_QUEUED);
+  job.set_message("waiting for a gang of workers");
+  entry.job.set_id(job.id());
+  JobEntry& stored = jobs_.emplace(job.id(), std::move(entry)).first->second;
+  absl::Status status = CommitLocked(stored, job, std::move(events));
+  if (!status.ok()) {
+    jobs_.erase(job.id());
+    return status;
+  }
+  if (!job.spec().request_id().empty()) jobs_by_request_id_[job.spec().request_id()] = job.id();
+  if (metrics_ != nullptr) metrics_->submissions->Increment();
+  DINO_LOG(INFO) << "job " << job.id() << " submitted (" << job.spec().name() << ", world_size "
+                 << job.spec().resources().world_size() << ")";
+  ScheduleLocked();
+  *response.mutable_job() = stored.job;
+  response.set_created(true);
+  return response;
+}
+
+absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
+  if (IsTerminal(entry->job.state())) return entry->job;
+  const std::string message = reason.empty() ? "cancelled by a user" : reason;
+  Job updated = entry->job;
+  if (updated.state() == dino::v1::JOB_STATE_RUNNING) {
+    CoordinatorMessage notice;
+    auto* cancel = notice.mutable_cancel();
+    cancel->set_job_id(job_id);
+    cancel->set_attempt(updated.attempts_size());
+    cancel->set_reason(message);
+    EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_CANCELLED,
+                     dino::v1::FAILURE_REASON_UNSPECIFIED, message, "", notice);
+  }
+  std::vector<JobEvent> events = {StateEventLocked(updated, dino::v1::JOB_STATE_CANCELLED,
+                                                   dino::v1::FAILURE_REASON_UNSPECIFIED, message)};
+  updated.set_state(dino::v1::JOB_STATE_CANCELLED);
+  updated.set_message(message);
+  *updated.mutable_end_time() = NowProto();
+  DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+  if (metrics_ != nullptr) metrics_->cancellations->Increment();
+  DINO_LOG(INFO) << "job " << job_id << " cancelled: " << message;
+  ScheduleLocked();
+  return entry->job;
+}
+
+void Coordinator::ScheduleLocked() {
+  if (shutting_down_) return;
+  std::vector<PendingJob> queue;
+  for (const auto& [id, entry] : jobs_) {
+    const JobState state = entry.job.state();
+    if (state != dino::v1::JOB_STATE_QUEUED && state != dino::v1::JOB_STATE_RESTARTING) continue;
+    PendingJob pending;
+    pending.job_id = id;
+    pending.priority = entry.job.spec().priority();
+    pending.submit_time = FromProto(entry.job.submit_time());
+    pending.world_size = entry.job.spec().resources().world_size();
+    pending.device = entry.job.spec().resources().device();
+    queue.push_back(pending);
+  }
+  if (metrics_ != nullptr) metrics_->queue_length->Set(static_cast<double>(queue.size()));
+  if (queue.empty()) return;
+  std::vector<const WorkerEntry*> idle_entries;
+  for (const auto& [id, worker] : workers_) {
+    if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr) {
+      idle_entries.push_back(&worker);
+    }
+  }
+  std::sort(idle_entries.begin(), idle_entries.end(),
+            [](const WorkerEntry* a, const WorkerEntry* b) { return a->seq < b->seq; });
+  std::vector<IdleWorker> idle;
+  for (const WorkerEntry* worker : idle_entries) {
+    idle.push_back(IdleWorker{worker->info.id(), worker->info.device_kind()});
+  }
+  SchedulePlan plan = PlanGangs(std::move(queue), idle);
+  for (const GangPlacement& placement : plan.placements) {
+    absl::Status status = StartAttemptLocked(jobs_.at(placement.job_id), placement.worker_ids);
+    if (!status.ok()) {
+      DINO_LOG(ERROR) << "could not start an attempt of " << placement.job_id << ": " << status;
+    }
+  }
+}
+
+absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
+                                             const std::vector<std::string>& worker_ids) {
+  Job updated = entry.job;
+  Attempt* attempt = updated.add_attempts();
+  attempt->set_number(updated.attempts_size());
+  attempt->set_state(dino::v1::ATTEMPT_STATE_RUNNING);
+  *attempt->mutable_start_time() = NowProto();
+  absl::StatusOr<StoredCheckpoint> resume = checkpoints_->Resolve(updated.id(), "latest");
+  if (resume.ok()) {
+    attempt->set_resume_checkpoint_id(resume->info.id());
+    attempt->set_resume_step(resume->info.step());
+  } else if (!absl::IsNotFound(resume.status())) {
+    return resume.status();
+  }
+  for (size_t rank = 0; rank < worker_ids.size(); ++rank) {
+    const WorkerEntry& worker = workers_.at(worker_ids[rank]);
+    auto* r = attempt->add_ranks();
+    r->set_rank(static_cast<int32_t>(rank));
+    r->set_worker_id(worker.info.id());
+    r->set_worker_name(worker.info.name());
+    r->set_rendezvous_address(worker.info.rendezvous_address());
+  }
+  if (!updated.has_start_time()) *updated.mutable_start_time() = attempt->start_time();
+  updated.set_restarts(updated.attempts_size() - 1);
+  const std::string message =
+      absl::StrCat("attempt ", attempt->number(), " on ", worker_ids.size(), " workers",
+                   resume.ok() ? absl::StrCat(", resuming from step ", resume->info.step()) : "");
+  std::vector<JobEvent> events = {StateEventLocked(updated, dino::v1::JOB_STATE_RUNNING,
+                                                   dino::v1::FAILURE_REASON_UNSPECIFIED, message)};
+  events[0].mutable_state_change()->set_attempt(attempt->number());
+  updated.set_state(dino::v1::JOB_STATE_RUNNING);
+  updated.set_message(message);
+  const absl::Time queued_since = entry.queued_since;
+  DINO_RETURN_IF_ERROR(CommitLocked(entry, std::move(updated), std::move(events)));
+  if (metrics_ != nullptr) {
+    metrics_->scheduling_latency->Observe(absl::ToDoubleSeconds(clock_->Now() - queued_since));
+  }
+  const Attempt& started = entry.job.attempts(entry.job.attempts_size() - 1);
+  for (const auto& rank : started.ranks()) {
+    WorkerEntry& worker = workers_.at(rank.worker_id());
+    worker.info.set_state(dino::v1::WORKER_STATE_BUSY);
+    worker.info.set_job_id(entry.job.id());
+    worker.info.set_attempt(started.number());
+    worker.info.set_rank(rank.rank());
+    SaveWorkerLocked(worker);
+    if (worker.channel != nullptr) {
+      worker.channel->Send(
+          AssignmentLocked(entry.job, rank.rank(), resume.ok() ? &resume->info : nullptr));
+    }
+  }
+  DINO_LOG(INFO) << "job " << entry.job.id() << ": " << message;
+  UpdateGaugesLocked();
+  return absl::OkStatus();
+}
+
+CoordinatorMessage Coordinator::AssignmentLocked(const Job& job, int32_t rank,
+                                                 const dino::v1::CheckpointInfo* resume) {
+  const Attempt& attempt = job.attempts(job.attempts_size() - 1);
+  CoordinatorMessage message;
+  auto* assignment = message.mutable_assignment();
+  assignment->set_job_id(job.id());
+  assignment->set_attempt(attempt.number());
+  assignment->set_rank(rank);
+  assignment->set_world_size(attempt.ranks_size());
+  assignment->set_master_address(attempt.ranks(0).rendezvous_address());
+  assignment->set_store_prefix(absl::StrCat(job.id(), "/attempt-", attempt.number()));
+  *assignment->mutable_spec() = job.spec();
+  if (resume != nullptr) {
+    *assignment->mutable_resume_checkpoint() = *resume;
+  } else if (!attempt.resume_checkpoint_id().empty()) {
+    absl::StatusOr<StoredCheckpoint> stored =
+        checkpoints_->Resolve(job.id(), attempt.resume_checkpoint_id());
+    if (stored.ok()) *assignment->mutable_resume_checkpoint() = stored->info;
+  }
+  return message;
+}
+
+void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
+                                   dino::v1::FailureReason reason, const std::string& message,
+                                   const std::string& except_worker,
+                                   std::optional<CoordinatorMessage> notice) {
+  if (job.attempts_size() == 0) return;
+  Attempt* attempt = job.mutable_attempts(job.attempts_size() - 1);
+  if (attempt->state() != dino::v1::ATTEMPT_STATE_RUNNING) return;
+  attempt->set_state(state);
+  *attempt->mutable_end_time() = NowProto();
+  attempt->set_failure_reason(reason);
+  attempt->set_failure_message(message);
+  for (const auto& rank : attempt->ranks()) {
+    auto it = workers_.find(rank.worker_id());
+    if (it == workers_.end()) continue;
+    WorkerEntry& worker = it->second;
+    const bool in_attempt = worker.info.job_id() == job.id() &&
+                            worker.info.attempt() == attempt->number() &&
+                            worker.info.state() == dino::v1::WORKER_STATE_BUSY;
+    if (!in_attempt) continue;
+    if (notice.has_value() && rank.worker_id() != except_worker && worker.channel != nullptr) {
+      worker.channel->Send(*notice);
+    }
+    SetWorkerIdleLocked(worker);
+  }
+}
+
+absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureReason reason,
+                                            const std::string& message,
+                                            const std::string& except_worker) {
+  Job updated = entry.job;
+  CoordinatorMessage notice;
+  auto* abort = notice.mutable_abort();
+  abort->set_job_id(updated.id());
+  abort->set_attempt(updated.attempts_size());
+  abort->set_reason(message);
+  EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_FAILED, reason, message, except_worker, notice);
+  const bool retry =
+      IsRetryable(reason) && updated.attempts_size() - 1 < updated.spec().max_restarts();
+  std::vector<JobEvent> events;
+  if (retry) {
+    const std::string why = absl::StrCat("attempt ", updated.attempts_size(), " failed (",
+                                         dino::v1::FailureReason_Name(reason), ": ", message,
+                                         "); restarting from the latest checkpoint");
+    events.push_back(StateEventLocked(updated, dino::v1::JOB_STATE_RESTARTING, reason, why));
+    updated.set_state(dino::v1::JOB_STATE_RESTARTING);
+    updated.set_message(why);
+    if (metrics_ != nullptr) metrics_->restarts->Increment();
+  } else {
+    std::string why = absl::StrCat(dino::v1::FailureReason_Name(reason), ": ", message);
+    if (IsRetryable(reason)) {
+      absl::StrAppend(&why, " (max_restarts ", updated.spec().max_restarts(), " exhausted)");
+    }
+    events.push_back(StateEventLocked(updated, dino::v1::JOB_STATE_FAILED, reason, why));
+    updated.set_state(dino::v1::JOB_STATE_FAILED);
+    updated.set_failure_reason(reason);
+    updated.set_message(why);
+    *updated.mutable_end_time() = NowProto();
+  }
+  DINO_LOG(WARNING) << "job " << updated.id() << ": " << updated.message();
+  return CommitLocked(entry, std::move(updated), std::move(events));
+}
+
+void Coordinator::Tick() {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return;
+  const absl::Time now = clock_->Now();
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    WorkerEntry& worker = it->second;
+    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD) {
+      if (now - worker.last_seen > options_.dead_worker_retention) {
+        it = workers_.erase(it);
+        continue;
+      }
+    } else if (now - worker.last_seen > options_.worker_timeout) {
+      MarkDeadLocked(worker,
+                     absl::StrCat("silent for ", absl::FormatDuration(now - worker.last_seen)));
+    }
+    ++it;
+  }
+  ScheduleLocked();
+}
+
+void Coordinator::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  const absl::Status status = absl::UnavailableError("the coordinator is shutting down");
+  for (auto& [id, worker] : workers_) {
+    if (worker.channel != nullptr) worker.channel->Close(status);
+    worker.channel = nullptr;
+  }
+  for (auto& [token, watcher] : watchers_) watcher.sink->OnEnd(status);
+  watchers_.clear();
+}
+
+void Coordinator::UpdateGaugesLocked() {
+  if (metrics_ == nullptr) return;
+  std::map<std::string, int> jobs_by_state;
+  for (int s = dino::v1::JOB_STATE_QUEUED; s <= dino::v1::JOB_STATE_CANCELLED; ++s) {
+    jobs_by_state[JobState_Name(static_cast<JobState>(s)).substr(10)] = 0;
+  }
+  for (const auto& [id, entry] : jobs_)
+    ++jobs_by_state[JobState_Name(entry.job.state()).substr(10)];
+  for (const auto& [state, count] : jobs_by_state) {
+    metrics_->jobs->WithLabels({state})->Set(count);
+  }
+  std::map<std::string, int> workers_by_state = {{"IDLE", 0}, {"BUSY", 0}, {"LOST", 0}};
+  for (const auto& [id, worker] : workers_) {
+    switch (worker.info.state()) {
+      case dino::v1::WORKER_STATE_IDLE:
+        ++workers_by_state["IDLE"];
+        break;
+      case dino::v1::WORKER_STATE_BUSY:
+        ++workers_by_state["BUSY"];
+        break;
+      default:
+        ++workers_by_state["LOST"];
+        break;
+    }
+  }
+  for (const auto& [state, count] : workers_by_state) {
+    metrics_->workers->WithLabels({state})->Set(count);
+  }
+}
+
+}  // namespace dino::server

@@ -1,0 +1,210 @@
+// Coordinator: the control plane's state machine. It owns the jobs (QUEUED -> RUNNING ->
+// SUCCEEDED | FAILED | CANCELLED, with RESTARTING between attempts), the worker registry, gang
+// scheduling, liveness, restarts from the latest checkpoint, collapse detection and the event
+// streams. The gRPC handlers (job_service.h, worker_service.h) are thin adapters over it.
+//
+// Every change is written to the Store before it becomes visible (a Job and its new events in one
+// transaction), so a coordinator killed at any point restarts with every acknowledged job, event
+// and checkpoint. After Recover(), workers recorded as alive get one liveness timeout to
+// reconnect; RUNNING attempts whose workers do not come back are failed and restarted.
+//
+// Time comes from the injected Clock: Tick() (called every second by the server, by hand in
+// tests) declares silent workers dead and schedules, so liveness is tested with SimulatedClock
+// and no sleeping.
+//
+// Ownership: borrows the Store, the CheckpointRegistry, the Clock and the metrics (may be null);
+// all must outlive it. WorkerChannel and EventSink objects are shared with / borrowed from the
+// stream reactors (see their comments).
+// Thread-safety: every public method is thread-safe (one mutex). Channel and sink callbacks are
+// invoked with that mutex held, so they must only queue work and never call back in.
+// Failure: NOT_FOUND for unknown jobs, workers and checkpoints; INVALID_ARGUMENT for bad specs and
+// requests (naming the field); FAILED_PRECONDITION for a report about an attempt that is no longer
+// current; UNAVAILABLE after Shutdown(); store errors as they come.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "dino/v1/coordinator.pb.h"
+#include "dino/v1/job.pb.h"
+#include "dino/v1/worker.pb.h"
+#include "server/checkpoint_registry.h"
+#include "server/collapse_detector.h"
+#include "server/coordinator_metrics.h"
+#include "server/store.h"
+
+namespace dino::server {
+
+struct CoordinatorOptions {
+  absl::Duration worker_timeout = absl::Seconds(15);
+  absl::Duration heartbeat_interval = absl::Seconds(3);
+  // Dead workers stay listed (include_dead) this long.
+  absl::Duration dead_worker_retention = absl::Hours(1);
+};
+
+// The push side of one worker's Connect stream. Called with the coordinator's mutex held: must
+// queue and return, never block or call into the Coordinator.
+class WorkerChannel {
+ public:
+  virtual ~WorkerChannel() = default;
+  virtual void Send(const dino::v1::CoordinatorMessage& message) = 0;
+  // Ends the stream with `status` after the queued messages.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// Receives a job's events for WatchJob. Same calling rules as WorkerChannel. After OnEnd no more
+// calls come, and the sink may be destroyed once Unwatch has returned (or right away when Watch
+// returned token 0).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnEvent(const dino::v1::JobEvent& event) = 0;
+  // OK after the event that made the job terminal; UNAVAILABLE on shutdown.
+  virtual void OnEnd(const absl::Status& status) = 0;
+};
+
+class Coordinator {
+ public:
+  Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* clock,
+              CoordinatorOptions options, CoordinatorMetrics* metrics = nullptr);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Loads jobs and workers from the Store and finishes interrupted checkpoint deletions. Call
+  // once, before serving.
+  absl::Status Recover();
+
+  // ---- JobService ----
+  absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec);
+  absl::StatusOr<dino::v1::Job> GetJob(const std::string& job_id);
+  absl::StatusOr<dino::v1::ListJobsResponse> ListJobs(const dino::v1::ListJobsRequest& request);
+  absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);
+  // Sends the events after `after_index` to `sink`, then every new one, until the job ends.
+  // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called).
+  absl::StatusOr<int64_t> Watch(const std::string& job_id, int64_t after_index, bool skip_progress,
+                                EventSink* sink);
+  void Unwatch(int64_t token);
+  absl::StatusOr<dino::v1::GetJobMetricsResponse> GetJobMetrics(
+      const dino::v1::GetJobMetricsRequest& request);
+  absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> ListCheckpoints(const std::string& job_id);
+  // The checkpoint and its verified bytes, for DownloadCheckpoint.
+  absl::StatusOr<std::pair<dino::v1::CheckpointInfo, std::string>> ReadCheckpoint(
+      const std::string& job_id, const std::string& which);
+  std::vector<dino::v1::WorkerInfo> ListWorkers(bool include_dead);
+
+  // ---- WorkerService ----
+  absl::StatusOr<dino::v1::RegisterResponse> RegisterWorker(
+      const dino::v1::RegisterRequest& request);
+  // The Hello of a Connect stream. NOT_FOUND for an unknown or dead worker (register again).
+  absl::Status AttachWorker(const std::string& worker_id, std::shared_ptr<WorkerChannel> channel);
+  // The stream ended; the worker stays alive until its liveness timeout.
+  void DetachWorker(const std::string& worker_id, const WorkerChannel* channel);
+  absl::Status Heartbeat(const std::string& worker_id, const dino::v1::Heartbeat& heartbeat);
+  absl::StatusOr<dino::v1::ReportProgressResponse> ReportProgress(
+      const dino::v1::ReportProgressRequest& request);
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginCheckpointUpload(
+      const dino::v1::CheckpointUploadHeader& header);
+  absl::StatusOr<dino::v1::CheckpointInfo> FinishCheckpointUpload(
+      std::unique_ptr<CheckpointUpload> upload, const std::string& sha256);
+  void AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload);
+  absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
+
+  // ---- Time ----
+  // Declares workers silent for longer than worker_timeout dead (failing their attempts) and
+  // schedules queued jobs.
+  void Tick();
+  // Ends every worker stream and watch with UNAVAILABLE and refuses new work. Idempotent.
+  void Shutdown();
+
+  const CoordinatorOptions& options() const { return options_; }
+
+ private:
+  struct JobEntry {
+    dino::v1::Job job;
+    int64_t seq = 0;  // Submission order.
+    std::unique_ptr<CollapseDetector> collapse;
+    absl::Time queued_since;  // When it last entered QUEUED or RESTARTING.
+  };
+  struct WorkerEntry {
+    dino::v1::WorkerInfo info;
+    int64_t seq = 0;  // Registration order: ranks follow it.
+    absl::Time last_seen;
+    std::shared_ptr<WorkerChannel> channel;
+  };
+  struct Watcher {
+    std::string job_id;
+    bool skip_progress = false;
+    EventSink* sink = nullptr;
+  };
+
+  // Writes `updated` and `events` (indices assigned here) to the store, then makes them current
+  // and delivers the events. On a store error nothing changes in memory.
+  absl::Status CommitLocked(JobEntry& entry, dino::v1::Job updated,
+                            std::vector<dino::v1::JobEvent> events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  dino::v1::JobEvent StateEventLocked(const dino::v1::Job& job, dino::v1::JobState to,
+                                      dino::v1::FailureReason reason, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The Assignment of `rank` in the job's current attempt; `resume` when already resolved.
+  dino::v1::CoordinatorMessage AssignmentLocked(const dino::v1::Job& job, int32_t rank,
+                                                const dino::v1::CheckpointInfo* resume)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartAttemptLocked(JobEntry& entry, const std::vector<std::string>& worker_ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt with `state`. Its workers become idle (unless dead); the ranks other
+  // than `except_worker` get `notice` (Abort or Cancel) when it is set.
+  void EndAttemptLocked(dino::v1::Job& job, dino::v1::AttemptState state,
+                        dino::v1::FailureReason reason, const std::string& message,
+                        const std::string& except_worker,
+                        std::optional<dino::v1::CoordinatorMessage> notice)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails the current attempt and restarts the job or fails it, by the retry policy.
+  absl::Status FailAttemptLocked(JobEntry& entry, dino::v1::FailureReason reason,
+                                 const std::string& message, const std::string& except_worker)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkDeadLocked(WorkerEntry& worker, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetWorkerIdleLocked(WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SaveWorkerLocked(const WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job whose current, running attempt `attempt` includes `worker_id`, or FAILED_PRECONDITION.
+  absl::StatusOr<JobEntry*> CurrentAttemptLocked(const std::string& job_id, int32_t attempt,
+                                                 const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  google::protobuf::Timestamp NowProto() const;
+
+  Store* const store_;
+  CheckpointRegistry* const checkpoints_;
+  Clock* const clock_;
+  const CoordinatorOptions options_;
+  CoordinatorMetrics* const metrics_;
+
+  absl::Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> jobs_by_request_id_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
+  int64_t next_watch_token_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+// True when an attempt that failed for `reason` may be retried.
+bool IsRetryable(dino::v1::FailureReason reason);
+bool IsTerminal(dino::v1::JobState state);
+
+}  // namespace dino::server

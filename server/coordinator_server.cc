@@ -1,0 +1,102 @@
+#include "server/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace dino::server {
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const ServerOptions& options, Clock* clock, FileSystem* fs, metrics::Registry* registry) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data-dir must be set");
+  absl::Status writable = fs->CreateDirs(options.data_dir);
+  if (writable.ok()) {
+    writable = WriteFileAtomically(fs, options.data_dir + "/.writable", "ok\n");
+  }
+  if (!writable.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", options.data_dir, " is not writable: ", writable.message()));
+  }
+  auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
+  DINO_ASSIGN_OR_RETURN(server->store_, OpenSqliteStore(options.data_dir + "/coordinator.db"));
+  server->checkpoints_ = std::make_unique<CheckpointRegistry>(server->store_.get(), fs,
+                                                              options.data_dir + "/checkpoints");
+  if (registry != nullptr) {
+    DINO_ASSIGN_OR_RETURN(server->metrics_, CoordinatorMetrics::Create(registry));
+  }
+  server->coordinator_ =
+      std::make_unique<Coordinator>(server->store_.get(), server->checkpoints_.get(), clock,
+                                    options.coordinator, server->metrics_.get());
+  DINO_RETURN_IF_ERROR(server->coordinator_->Recover());
+  server->job_service_ = std::make_unique<JobServiceImpl>(server->coordinator_.get());
+  server->worker_service_ = std::make_unique<WorkerServiceImpl>(server->coordinator_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (!options.listen.empty()) {
+    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  }
+  builder.RegisterService(server->job_service_.get());
+  builder.RegisterService(server->worker_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || (!options.listen.empty() && server->port_ == 0)) {
+    server->server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
+  }
+  if (auto* health = server->server_->GetHealthCheckService(); health != nullptr) {
+    health->SetServingStatus(true);
+  }
+  if (options.tick_interval > absl::ZeroDuration()) {
+    CoordinatorServer* self = server.get();
+    const absl::Duration interval = options.tick_interval;
+    server->ticker_ = std::thread([self, interval] {
+      while (!self->stop_ticker_.WaitForNotificationWithTimeout(interval)) {
+        self->coordinator_->Tick();
+      }
+    });
+  }
+  DINO_LOG(INFO) << "coordinator serving on "
+                 << (options.listen.empty()
+                         ? std::string("in-process only")
+                         : absl::StrCat(options.listen, " (port ", server->port_, ")"))
+                 << ", data dir " << options.data_dir;
+  return server;
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(absl::ZeroDuration()); }
+
+void CoordinatorServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (ticker_.joinable()) {
+    stop_ticker_.Notify();
+    ticker_.join();
+  }
+  if (coordinator_ != nullptr) coordinator_->Shutdown();
+  if (server_ != nullptr) {
+    if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
+      health->SetServingStatus(false);
+    }
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+    server_->Wait();
+  }
+  server_.reset();
+  DINO_LOG(INFO) << "coordinator stopped";
+}
+
+std::shared_ptr<grpc::Channel> CoordinatorServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  return server_->InProcessChannel(args);
+}
+
+}  // namespace dino::server

@@ -1,0 +1,435 @@
+// Coordinator: the worker-facing side (registration, streams, heartbeats, progress, checkpoints,
+// results) and worker liveness bookkeeping.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/coordinator.h"
+
+namespace dino::server {
+
+using dino::v1::CoordinatorMessage;
+using dino::v1::Job;
+using dino::v1::JobEvent;
+
+namespace {
+
+google::protobuf::Duration ToDurationProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+absl::StatusOr<dino::v1::DeviceKind> ParseDevice(const std::string& device) {
+  if (device == "cpu") return dino::v1::DEVICE_KIND_CPU;
+  int index = 0;
+  if (device == "cuda" || (absl::StartsWith(device, "cuda:") &&
+                           absl::SimpleAtoi(device.substr(5), &index) && index >= 0)) {
+    return dino::v1::DEVICE_KIND_CUDA;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("device must be \"cpu\" or \"cuda:N\", got \"", device, "\""));
+}
+
+}  // namespace
+
+void Coordinator::SaveWorkerLocked(const WorkerEntry& worker) {
+  absl::Status status = store_->SaveWorker(worker.info);
+  if (!status.ok()) {
+    DINO_LOG(ERROR) << "could not save worker " << worker.info.id() << ": " << status;
+  }
+}
+
+void Coordinator::SetWorkerIdleLocked(WorkerEntry& worker) {
+  if (worker.info.state() == dino::v1::WORKER_STATE_DEAD) return;
+  worker.info.set_state(dino::v1::WORKER_STATE_IDLE);
+  worker.info.clear_job_id();
+  worker.info.clear_attempt();
+  worker.info.clear_rank();
+  SaveWorkerLocked(worker);
+}
+
+void Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
+  const std::string job_id = worker.info.job_id();
+  const bool busy = worker.info.state() == dino::v1::WORKER_STATE_BUSY;
+  const int32_t rank = worker.info.rank();
+  DINO_LOG(WARNING) << "worker " << worker.info.id() << " (" << worker.info.name()
+                    << ") is dead: " << why;
+  if (busy) {
+    auto it = jobs_.find(job_id);
+    if (it != jobs_.end() && it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
+        it->second.job.attempts_size() == worker.info.attempt()) {
+      absl::Status status = FailAttemptLocked(
+          it->second, dino::v1::FAILURE_REASON_WORKER_LOST,
+          absl::StrCat("worker ", worker.info.id(), " (rank ", rank, ") was lost: ", why),
+          worker.info.id());
+      if (!status.ok()) {
+        DINO_LOG(ERROR) << "could not fail the attempt of " << job_id << ": " << status;
+      }
+    }
+  }
+  worker.info.set_state(dino::v1::WORKER_STATE_DEAD);
+  worker.info.clear_job_id();
+  worker.info.clear_attempt();
+  worker.info.clear_rank();
+  if (worker.channel != nullptr) {
+    worker.channel->Close(absl::NotFoundError(
+        absl::StrCat("worker ", worker.info.id(), " was declared dead; register again")));
+    worker.channel = nullptr;
+  }
+  SaveWorkerLocked(worker);
+  UpdateGaugesLocked();
+}
+
+absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
+    const dino::v1::RegisterRequest& request) {
+  DINO_ASSIGN_OR_RETURN(dino::v1::DeviceKind kind, ParseDevice(request.device()));
+  if (request.rendezvous_address().empty()) {
+    return absl::InvalidArgumentError("rendezvous_address must be set (host:port)");
+  }
+  if (request.threads() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads must be >= 0, got ", request.threads()));
+  }
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  WorkerEntry* worker = nullptr;
+  auto previous = workers_.find(request.previous_worker_id());
+  if (!request.previous_worker_id().empty() && previous != workers_.end() &&
+      previous->second.info.state() != dino::v1::WORKER_STATE_DEAD) {
+    worker = &previous->second;  // Reconciled: same identity.
+  } else {
+    DINO_ASSIGN_OR_RETURN(int64_t seq, store_->NextSequence("worker"));
+    WorkerEntry entry;
+    entry.seq = seq;
+    entry.info.set_id(absl::StrCat("w-", seq));
+    entry.info.set_state(dino::v1::WORKER_STATE_IDLE);
+    *entry.info.mutable_register_time() = NowProto();
+    worker = &workers_.emplace(entry.info.id(), std::move(entry)).first->second;
+  }
+  dino::v1::WorkerInfo& info = worker->info;
+  info.set_name(request.name().empty() ? request.rendezvous_address() : request.name());
+  info.set_hostname(request.hostname());
+  info.set_device(request.device());
+  info.set_device_kind(kind);
+  info.set_memory_bytes(request.memory_bytes());
+  info.set_threads(request.threads());
+  info.set_rendezvous_address(request.rendezvous_address());
+  info.set_version(request.version());
+  worker->last_seen = clock_->Now();
+
+  bool keep_running = false;
+  if (info.state() == dino::v1::WORKER_STATE_BUSY) {
+    const auto& running = request.running();
+    keep_running = request.has_running() && running.job_id() == info.job_id() &&
+                   running.attempt() == info.attempt() && running.rank() == info.rank();
+    if (!keep_running) {
+      auto it = jobs_.find(info.job_id());
+      if (it != jobs_.end() && it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
+          it->second.job.attempts_size() == info.attempt()) {
+        DINO_RETURN_IF_ERROR(FailAttemptLocked(
+            it->second, dino::v1::FAILURE_REASON_COORDINATOR,
+            absl::StrCat("worker ", info.id(), " re-registered without its attempt"), info.id()));
+      }
+      SetWorkerIdleLocked(*worker);
+    }
+  }
+  SaveWorkerLocked(*worker);
+  DINO_LOG(INFO) << "worker " << info.id() << " registered: " << info.name() << ", "
+                 << info.device() << ", " << info.threads() << " threads, rendezvous "
+                 << info.rendezvous_address() << (keep_running ? " (keeps its attempt)" : "");
+  dino::v1::RegisterResponse response;
+  response.set_worker_id(info.id());
+  *response.mutable_heartbeat_interval() = ToDurationProto(options_.heartbeat_interval);
+  *response.mutable_worker_timeout() = ToDurationProto(options_.worker_timeout);
+  response.set_keep_running(keep_running);
+  UpdateGaugesLocked();
+  return response;
+}
+
+absl::Status Coordinator::AttachWorker(const std::string& worker_id,
+                                       std::shared_ptr<WorkerChannel> channel) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
+  }
+  WorkerEntry& worker = it->second;
+  if (worker.channel != nullptr && worker.channel != channel) {
+    worker.channel->Close(absl::AbortedError("replaced by a newer Connect stream"));
+  }
+  worker.channel = std::move(channel);
+  worker.last_seen = clock_->Now();
+  if (metrics_ != nullptr) metrics_->heartbeats->Increment();
+  if (worker.info.state() == dino::v1::WORKER_STATE_BUSY) {
+    // Reconnected mid-attempt (e.g. after a coordinator restart): the assignment may have been
+    // lost with the old stream, so send it again; the worker ignores a copy of what it runs.
+    auto it = jobs_.find(worker.info.job_id());
+    if (it != jobs_.end() && it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
+        it->second.job.attempts_size() == worker.info.attempt()) {
+      worker.channel->Send(AssignmentLocked(it->second.job, worker.info.rank(), nullptr));
+    }
+  }
+  ScheduleLocked();
+  return absl::OkStatus();
+}
+
+void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel* channel) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end() && it->second.channel.get() == channel) it->second.channel = nullptr;
+}
+
+absl::Status Coordinator::Heartbeat(const std::string& worker_id,
+                                    const dino::v1::Heartbeat& heartbeat) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
+  }
+  WorkerEntry& worker = it->second;
+  worker.last_seen = clock_->Now();
+  if (metrics_ != nullptr) metrics_->heartbeats->Increment();
+  if (heartbeat.has_running()) {
+    const auto& running = heartbeat.running();
+    const bool current = worker.info.state() == dino::v1::WORKER_STATE_BUSY &&
+                         worker.info.job_id() == running.job_id() &&
+                         worker.info.attempt() == running.attempt();
+    if (!current && worker.channel != nullptr) {
+      CoordinatorMessage abort;
+      abort.mutable_abort()->set_job_id(running.job_id());
+      abort.mutable_abort()->set_attempt(running.attempt());
+      abort.mutable_abort()->set_reason("this attempt is no longer current");
+      worker.channel->Send(abort);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Coordinator::JobEntry*> Coordinator::CurrentAttemptLocked(
+    const std::string& job_id, int32_t attempt, const std::string& worker_id) {
+  DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
+  const Job& job = entry->job;
+  if (job.state() != dino::v1::JOB_STATE_RUNNING || job.attempts_size() != attempt ||
+      job.attempts(attempt - 1).state() != dino::v1::ATTEMPT_STATE_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "attempt ", attempt, " of ", job_id, " is not current (job ",
+        dino::v1::JobState_Name(job.state()), ", ", job.attempts_size(), " attempts)"));
+  }
+  for (const auto& rank : job.attempts(attempt - 1).ranks()) {
+    if (rank.worker_id() == worker_id) {
+      auto it = workers_.find(worker_id);
+      if (it != workers_.end()) it->second.last_seen = clock_->Now();
+      return entry;
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("worker ", worker_id, " is not in attempt ", attempt, " of ", job_id));
+}
+
+absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
+    const dino::v1::ReportProgressRequest& request) {
+  absl::MutexLock lock(&mu_);
+  dino::v1::ReportProgressResponse response;
+  {
+    DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
+    if (entry->job.state() == dino::v1::JOB_STATE_CANCELLED &&
+        entry->job.attempts_size() == request.attempt()) {
+      response.set_cancel_requested(true);
+      return response;
+    }
+  }
+  DINO_ASSIGN_OR_RETURN(JobEntry * entry, CurrentAttemptLocked(request.job_id(), request.attempt(),
+                                                               request.worker_id()));
+  const int64_t last_step =
+      entry->job.has_latest_stats() ? entry->job.latest_stats().step() : int64_t{-1};
+  std::vector<dino::v1::StepStats> fresh;
+  for (const auto& stats : request.stats()) {
+    if (stats.step() > last_step && (fresh.empty() || stats.step() > fresh.back().step())) {
+      fresh.push_back(stats);
+      if (!fresh.back().has_time()) *fresh.back().mutable_time() = NowProto();
+    }
+  }
+  if (fresh.empty()) return response;
+  DINO_RETURN_IF_ERROR(store_->AppendStats(request.job_id(), fresh));
+  Job updated = entry->job;
+  std::vector<JobEvent> events;
+  std::optional<dino::v1::CollapseWarning> fatal;
+  for (const auto& stats : fresh) {
+    JobEvent progress;
+    *progress.mutable_progress() = stats;
+    events.push_back(std::move(progress));
+    std::optional<dino::v1::CollapseWarning> warning = entry->collapse->Observe(stats);
+    if (warning.has_value()) {
+      JobEvent collapse;
+      *collapse.mutable_collapse_warning() = *warning;
+      events.push_back(std::move(collapse));
+      *updated.add_collapse_warnings() = *warning;
+      updated.set_collapse_flagged(true);
+      if (metrics_ != nullptr) metrics_->collapse_warnings->Increment();
+      if (updated.spec().collapse().policy() == dino::v1::COLLAPSE_POLICY_FAIL) fatal = warning;
+    }
+  }
+  *updated.mutable_latest_stats() = fresh.back();
+  DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+  if (fatal.has_value()) {
+    DINO_RETURN_IF_ERROR(
+        FailAttemptLocked(*entry, dino::v1::FAILURE_REASON_COLLAPSE,
+                          absl::StrCat(fatal->metric(), " stayed below ", fatal->threshold(),
+                                       " for ", fatal->consecutive_reports(), " reports (",
+                                       fatal->value(), " at step ", fatal->step(), ")"),
+                          ""));
+    response.set_cancel_requested(true);
+    ScheduleLocked();
+  }
+  return response;
+}
+
+absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginCheckpointUpload(
+    const dino::v1::CheckpointUploadHeader& header) {
+  dino::v1::CheckpointInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+    DINO_RETURN_IF_ERROR(
+        CurrentAttemptLocked(header.job_id(), header.attempt(), header.worker_id()).status());
+  }
+  info.set_job_id(header.job_id());
+  info.set_attempt(header.attempt());
+  info.set_step(header.step());
+  info.set_epoch(header.epoch());
+  info.set_size_bytes(header.size_bytes());
+  info.set_loss(header.loss());
+  info.set_center_norm(header.center_norm());
+  info.set_teacher_entropy(header.teacher_entropy());
+  info.set_batch_mean_entropy(header.batch_mean_entropy());
+  info.set_kl(header.kl());
+  if (header.has_knn_top1()) info.set_knn_top1(header.knn_top1());
+  info.set_is_final(header.is_final());
+  *info.mutable_create_time() = NowProto();
+  return checkpoints_->BeginUpload(std::move(info));
+}
+
+void Coordinator::AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload) {
+  checkpoints_->Abandon(std::move(upload));
+}
+
+absl::StatusOr<dino::v1::CheckpointInfo> Coordinator::FinishCheckpointUpload(
+    std::unique_ptr<CheckpointUpload> upload, const std::string& sha256) {
+  const std::string pending_id = upload->info().id();
+  DINO_ASSIGN_OR_RETURN(dino::v1::CheckpointInfo info,
+                        checkpoints_->Commit(std::move(upload), sha256));
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(info.job_id());
+  if (it != jobs_.end() && info.id() == pending_id) OnCheckpointLocked(it->second, info);
+  return info;
+}
+
+void Coordinator::OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info) {
+  if (metrics_ != nullptr) metrics_->checkpoints_stored->Increment();
+  Job updated = entry.job;
+  updated.set_latest_checkpoint_id(info.id());
+  if (info.has_knn_top1()) updated.set_latest_knn_top1(info.knn_top1());
+  if (info.has_knn_top1() &&
+      (!updated.has_best_knn_top1() || info.knn_top1() > updated.best_knn_top1())) {
+    updated.set_best_knn_top1(info.knn_top1());
+  }
+  JobEvent event;
+  *event.mutable_checkpoint() = info;
+  absl::Status status = CommitLocked(entry, std::move(updated), {event});
+  if (status.ok()) {
+    status = checkpoints_
+                 ->ApplyRetention(entry.job.id(), entry.job.spec().checkpoint().keep_last(),
+                                  entry.job.spec().checkpoint().keep_best())
+                 .status();
+  }
+  if (!status.ok()) {
+    DINO_LOG(ERROR) << "checkpoint " << info.id() << " of " << info.job_id() << ": " << status;
+  }
+}
+
+absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
+  if (request.attempt() < 1 || request.attempt() > entry->job.attempts_size()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", request.job_id(), " has no attempt ", request.attempt()));
+  }
+  absl::StatusOr<JobEntry*> current =
+      CurrentAttemptLocked(request.job_id(), request.attempt(), request.worker_id());
+  if (!current.ok()) return absl::OkStatus();  // The attempt already ended: nothing to do.
+  auto worker = workers_.find(request.worker_id());
+  switch (request.outcome()) {
+    case dino::v1::ATTEMPT_OUTCOME_SUCCEEDED: {
+      if (request.rank() != 0) {
+        if (worker != workers_.end()) SetWorkerIdleLocked(worker->second);
+        break;
+      }
+      Job updated = entry->job;
+      EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_SUCCEEDED,
+                       dino::v1::FAILURE_REASON_UNSPECIFIED, "", "", std::nullopt);
+      if (request.has_knn_top1() &&
+          (!updated.has_best_knn_top1() || request.knn_top1() > updated.best_knn_top1())) {
+        updated.set_best_knn_top1(request.knn_top1());
+      }
+      if (request.has_knn_top1()) updated.set_latest_knn_top1(request.knn_top1());
+      const std::string message = absl::StrCat("finished at step ", request.final_step());
+      std::vector<JobEvent> events = {StateEventLocked(
+          updated, dino::v1::JOB_STATE_SUCCEEDED, dino::v1::FAILURE_REASON_UNSPECIFIED, message)};
+      updated.set_state(dino::v1::JOB_STATE_SUCCEEDED);
+      updated.set_message(message);
+      *updated.mutable_end_time() = NowProto();
+      DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+      DINO_LOG(INFO) << "job " << request.job_id() << " succeeded: " << message;
+      break;
+    }
+    case dino::v1::ATTEMPT_OUTCOME_FAILED:
+    case dino::v1::ATTEMPT_OUTCOME_CANCELLED: {
+      const dino::v1::FailureReason reason =
+          request.outcome() == dino::v1::ATTEMPT_OUTCOME_FAILED
+              ? request.failure_reason()
+              : dino::v1::FAILURE_REASON_INTERNAL;  // Cancelled without being asked to.
+      if (worker != workers_.end()) SetWorkerIdleLocked(worker->second);
+      DINO_RETURN_IF_ERROR(FailAttemptLocked(
+          *entry, reason,
+          absl::StrCat("rank ", request.rank(), " (", request.worker_id(),
+                       "): ", request.message().empty() ? "no message" : request.message()),
+          request.worker_id()));
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("outcome must be SUCCEEDED, FAILED or CANCELLED, got ", request.outcome()));
+  }
+  ScheduleLocked();
+  return absl::OkStatus();
+}
+
+std::vector<dino::v1::WorkerInfo> Coordinator::ListWorkers(bool include_dead) {
+  absl::MutexLock lock(&mu_);
+  std::vector<const WorkerEntry*> entries;
+  for (const auto& [id, worker] : workers_) {
+    if (include_dead || worker.info.state() != dino::v1::WORKER_STATE_DEAD) {
+      entries.push_back(&worker);
+    }
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const WorkerEntry* a, const WorkerEntry* b) { return a->seq < b->seq; });
+  std::vector<dino::v1::WorkerInfo> out;
+  for (const WorkerEntry* worker : entries) {
+    out.push_back(worker->info);
+    const int64_t micros = absl::ToUnixMicros(worker->last_seen);
+    out.back().mutable_last_heartbeat()->set_seconds(micros / 1000000);
+    out.back().mutable_last_heartbeat()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  }
+  return out;
+}
+
+}  // namespace dino::server

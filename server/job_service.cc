@@ -1,0 +1,242 @@
+#include "server/job_service.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+
+namespace dino::server {
+namespace {
+
+using dino::v1::JobEvent;
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Streams a job's events. Registration happens in the constructor; writes and Finish only start
+// once the constructor has stored the watch token (`ready_`), so OnDone (which unregisters and
+// deletes) can never run before the token is known.
+class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
+ public:
+  WatchReactor(Coordinator* coordinator, const dino::v1::WatchJobRequest& request)
+      : coordinator_(coordinator) {
+    absl::StatusOr<int64_t> token =
+        coordinator_->Watch(request.job_id(), request.after_index(), request.skip_progress(), this);
+    absl::MutexLock lock(&mu_);
+    if (!token.ok()) {
+      queue_.clear();
+      end_ = token.status();
+    } else {
+      token_ = *token;
+    }
+    ready_ = true;
+    PumpLocked();
+  }
+
+  void OnEvent(const JobEvent& event) override {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(event);
+    PumpLocked();
+  }
+
+  void OnEnd(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    if (!end_.has_value()) end_ = status;
+    PumpLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    if (ready_) FinishLocked(grpc::Status::CANCELLED);
+    cancelled_ = true;
+  }
+
+  void OnDone() override {
+    if (token_ > 0) coordinator_->Unwatch(token_);
+    delete this;
+  }
+
+ private:
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ready_ || writing_ || finished_) return;
+    if (cancelled_) {
+      FinishLocked(grpc::Status::CANCELLED);
+      return;
+    }
+    if (!queue_.empty()) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      StartWrite(&current_);
+      return;
+    }
+    if (end_.has_value()) FinishLocked(ToGrpcStatus(*end_));
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  Coordinator* const coordinator_;
+  int64_t token_ = 0;  // Written once in the constructor, before any Finish.
+  absl::Mutex mu_;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<JobEvent> queue_ ABSL_GUARDED_BY(mu_);
+  JobEvent current_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);
+};
+
+// Sends a verified checkpoint in chunks of kCheckpointChunkBytes; the first carries its info.
+class DownloadReactor final
+    : public grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse> {
+ public:
+  DownloadReactor(Coordinator* coordinator, const dino::v1::DownloadCheckpointRequest& request) {
+    auto checkpoint = coordinator->ReadCheckpoint(request.job_id(), request.checkpoint_id());
+    if (!checkpoint.ok()) {
+      Finish(ToGrpcStatus(checkpoint.status()));
+      return;
+    }
+    info_ = std::move(checkpoint->first);
+    bytes_ = std::move(checkpoint->second);
+    if (request.offset() < 0 || request.offset() > static_cast<int64_t>(bytes_.size())) {
+      Finish(grpc::Status(
+          grpc::StatusCode::OUT_OF_RANGE,
+          absl::StrCat("offset must be in [0, ", bytes_.size(), "], got ", request.offset())));
+      return;
+    }
+    offset_ = static_cast<size_t>(request.offset());
+    Next(true);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the downloader went away"));
+      return;
+    }
+    if (offset_ >= bytes_.size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    Next(false);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Next(bool first) {
+    message_.Clear();
+    if (first) *message_.mutable_info() = info_;
+    const size_t n = std::min(kCheckpointChunkBytes, bytes_.size() - offset_);
+    message_.set_offset(static_cast<int64_t>(offset_));
+    message_.set_data(bytes_.data() + offset_, n);
+    offset_ += n;
+    StartWrite(&message_);
+  }
+
+  dino::v1::CheckpointInfo info_;
+  std::string bytes_;
+  size_t offset_ = 0;
+  dino::v1::DownloadCheckpointResponse message_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* NewDownloadReactor(
+    Coordinator* coordinator, const dino::v1::DownloadCheckpointRequest& request) {
+  return new DownloadReactor(coordinator, request);
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
+                                                    const dino::v1::SubmitJobRequest* request,
+                                                    dino::v1::SubmitJobResponse* response) {
+  auto result = coordinator_->SubmitJob(request->spec());
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
+                                                 const dino::v1::GetJobRequest* request,
+                                                 dino::v1::Job* response) {
+  auto result = coordinator_->GetJob(request->job_id());
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                   const dino::v1::ListJobsRequest* request,
+                                                   dino::v1::ListJobsResponse* response) {
+  auto result = coordinator_->ListJobs(*request);
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                    const dino::v1::CancelJobRequest* request,
+                                                    dino::v1::Job* response) {
+  auto result = coordinator_->CancelJob(request->job_id(), request->reason());
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext* /*context*/, const dino::v1::WatchJobRequest* request) {
+  return new WatchReactor(coordinator_, *request);
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListCheckpoints(
+    grpc::CallbackServerContext* context, const dino::v1::ListCheckpointsRequest* request,
+    dino::v1::ListCheckpointsResponse* response) {
+  auto result = coordinator_->ListCheckpoints(request->job_id());
+  if (result.ok()) {
+    for (auto& checkpoint : *result) *response->add_checkpoints() = std::move(checkpoint);
+  }
+  return Done(context, result.status());
+}
+
+grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* JobServiceImpl::DownloadCheckpoint(
+    grpc::CallbackServerContext* /*context*/, const dino::v1::DownloadCheckpointRequest* request) {
+  return NewDownloadReactor(coordinator_, *request);
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJobMetrics(
+    grpc::CallbackServerContext* context, const dino::v1::GetJobMetricsRequest* request,
+    dino::v1::GetJobMetricsResponse* response) {
+  auto result = coordinator_->GetJobMetrics(*request);
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListWorkers(grpc::CallbackServerContext* context,
+                                                      const dino::v1::ListWorkersRequest* request,
+                                                      dino::v1::ListWorkersResponse* response) {
+  for (auto& worker : coordinator_->ListWorkers(request->include_dead())) {
+    *response->add_workers() = std::move(worker);
+  }
+  return Done(context, absl::OkStatus());
+}
+
+}  // namespace dino::server

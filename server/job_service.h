@@ -1,0 +1,57 @@
+// JobServiceImpl: the gRPC JobService (coordinator.proto) as thin callback handlers over the
+// Coordinator: convert, call, finish. WatchJob and DownloadCheckpoint are server-streaming
+// reactors; see job_service.cc.
+//
+// Ownership: borrows the Coordinator, which must outlive the gRPC server.
+// Thread-safety: gRPC calls the handlers on its own threads; all state is in the Coordinator.
+// Failure: the Coordinator's absl::Status, mapped by ToGrpcStatus.
+#pragma once
+
+#include "dino/v1/coordinator.grpc.pb.h"
+#include "server/coordinator.h"
+
+namespace dino::server {
+
+// Largest data payload of one DownloadCheckpointResponse.
+inline constexpr size_t kCheckpointChunkBytes = 1 << 20;
+
+class JobServiceImpl final : public dino::v1::JobService::CallbackService {
+ public:
+  explicit JobServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
+                                      const dino::v1::SubmitJobRequest* request,
+                                      dino::v1::SubmitJobResponse* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const dino::v1::GetJobRequest* request,
+                                   dino::v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const dino::v1::ListJobsRequest* request,
+                                     dino::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const dino::v1::CancelJobRequest* request,
+                                      dino::v1::Job* response) override;
+  grpc::ServerWriteReactor<dino::v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext* context, const dino::v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* context,
+                                            const dino::v1::ListCheckpointsRequest* request,
+                                            dino::v1::ListCheckpointsResponse* response) override;
+  grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* DownloadCheckpoint(
+      grpc::CallbackServerContext* context,
+      const dino::v1::DownloadCheckpointRequest* request) override;
+  grpc::ServerUnaryReactor* GetJobMetrics(grpc::CallbackServerContext* context,
+                                          const dino::v1::GetJobMetricsRequest* request,
+                                          dino::v1::GetJobMetricsResponse* response) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* context,
+                                        const dino::v1::ListWorkersRequest* request,
+                                        dino::v1::ListWorkersResponse* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+// The DownloadCheckpoint stream, shared by JobService and WorkerService.
+grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* NewDownloadReactor(
+    Coordinator* coordinator, const dino::v1::DownloadCheckpointRequest& request);
+
+}  // namespace dino::server

@@ -1,0 +1,377 @@
+#include "server/job_spec.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace dino::server {
+namespace {
+
+using dino::v1::JobSpec;
+
+#define DINO_DEFAULT(msg, field, value) \
+  if (!(msg)->has_##field()) (msg)->set_##field(value)
+
+// Integral values print as integers ("1000000", not "1e+06").
+std::string Num(double v) {
+  if (std::isfinite(v) && std::floor(v) == v && std::fabs(v) < 1e15) {
+    return absl::StrCat(static_cast<int64_t>(v));
+  }
+  return absl::StrCat(v);
+}
+
+// Collects the first violation.
+class Checker {
+ public:
+  bool ok() const { return status_.ok(); }
+  absl::Status status() const { return status_; }
+
+  void Fail(std::string message) {
+    if (status_.ok()) status_ = absl::InvalidArgumentError(std::move(message));
+  }
+  void AtLeast(absl::string_view field, double v, double lo) {
+    if (!(v >= lo)) Fail(absl::StrCat(field, " must be >= ", Num(lo), ", got ", Num(v)));
+  }
+  void Positive(absl::string_view field, double v) {
+    if (!(v > 0)) Fail(absl::StrCat(field, " must be > 0, got ", Num(v)));
+  }
+  void Range(absl::string_view field, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi)) {
+      Fail(absl::StrCat(field, " must be in [", Num(lo), ", ", Num(hi), "], got ", Num(v)));
+    }
+  }
+  void Probability(absl::string_view field, double v) { Range(field, v, 0.0, 1.0); }
+  void MaxLength(absl::string_view field, absl::string_view v, size_t max) {
+    if (v.size() > max) {
+      Fail(absl::StrCat(field, " must be at most ", max, " bytes, got ", v.size()));
+    }
+  }
+
+ private:
+  absl::Status status_;
+};
+
+bool IsLabelKey(absl::string_view key) {
+  if (key.empty() || key.size() > 63) return false;
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void CheckModel(const JobSpec& spec, Checker* c) {
+  const auto& m = spec.model();
+  const std::string& preset = m.preset();
+  if (preset != "vit_tiny" && preset != "vit_small" && preset != "vit_base" && preset != "custom") {
+    c->Fail(absl::StrCat(
+        "model.preset must be one of vit_tiny, vit_small, vit_base, custom, got \"", preset, "\""));
+  }
+  c->Range("model.dim", m.dim(), 1, 8192);
+  c->Range("model.depth", m.depth(), 1, 128);
+  c->Range("model.heads", m.heads(), 1, 256);
+  c->Range("model.patch_size", m.patch_size(), 1, 1024);
+  c->Range("model.in_channels", m.in_channels(), 1, 16);
+  c->Range("model.mlp_ratio", m.mlp_ratio(), 0.25, 64);
+  c->Range("model.drop_path_rate", m.drop_path_rate(), 0, 0.99);
+  if (c->ok() && preset == "custom" && m.dim() % m.heads() != 0) {
+    c->Fail(absl::StrCat("model.dim must be divisible by model.heads, got ", m.dim(), " and ",
+                         m.heads()));
+  }
+  const auto& h = spec.head();
+  c->Range("head.out_dim", h.out_dim(), 1, 1 << 20);
+  c->Range("head.hidden_dim", h.hidden_dim(), 1, 65536);
+  c->Range("head.bottleneck_dim", h.bottleneck_dim(), 1, 65536);
+  c->Range("head.nlayers", h.nlayers(), 1, 16);
+}
+
+void CheckData(const JobSpec& spec, Checker* c) {
+  const auto& d = spec.data();
+  if (d.kind() == dino::v1::DATASET_KIND_UNSPECIFIED) {
+    c->Fail(
+        "data.kind must be set (DATASET_KIND_IDX, DATASET_KIND_IMAGE_FOLDER or "
+        "DATASET_KIND_SYNTHETIC)");
+  } else if (!dino::v1::DatasetKind_IsValid(d.kind())) {
+    c->Fail(absl::StrCat("data.kind must be a known dataset kind, got ", d.kind()));
+  }
+  if (d.kind() != dino::v1::DATASET_KIND_SYNTHETIC && d.path().empty()) {
+    c->Fail("data.path must be set unless data.kind is DATASET_KIND_SYNTHETIC");
+  }
+  c->MaxLength("data.path", d.path(), 4096);
+  c->Range("data.max_short_side", d.max_short_side(), 0, 65536);
+  c->Range("data.loader_threads", d.loader_threads(), 0, 256);
+  c->AtLeast("data.max_corrupt", d.max_corrupt(), 0);
+  c->Range("data.synthetic_images", d.synthetic_images(), 1, 100000000);
+  c->Range("data.synthetic_classes", d.synthetic_classes(), 1, 100000);
+  c->Range("data.synthetic_image_size", d.synthetic_image_size(), 1, 4096);
+  if (d.kind() == dino::v1::DATASET_KIND_IDX && !d.eval_path().empty() &&
+      (d.labels_path().empty() || d.eval_labels_path().empty())) {
+    c->Fail(
+        "data.labels_path and data.eval_labels_path must be set when data.eval_path is set "
+        "for DATASET_KIND_IDX (k-NN needs labels)");
+  }
+}
+
+void CheckAugmentation(const JobSpec& spec, Checker* c) {
+  const auto& a = spec.augmentation();
+  c->Range("augmentation.global_crop_size", a.global_crop_size(), 1, 4096);
+  c->Range("augmentation.local_crop_size", a.local_crop_size(), 1, 4096);
+  c->Range("augmentation.n_local_crops", a.n_local_crops(), 0, 64);
+  c->Range("augmentation.global_crop_scale_min", a.global_crop_scale_min(), 1e-6, 1);
+  c->Range("augmentation.global_crop_scale_max", a.global_crop_scale_max(), 1e-6, 1);
+  c->Range("augmentation.local_crop_scale_min", a.local_crop_scale_min(), 1e-6, 1);
+  c->Range("augmentation.local_crop_scale_max", a.local_crop_scale_max(), 1e-6, 1);
+  c->Probability("augmentation.flip_prob", a.flip_prob());
+  c->Probability("augmentation.color_jitter_prob", a.color_jitter_prob());
+  c->Range("augmentation.brightness", a.brightness(), 0, 10);
+  c->Range("augmentation.contrast", a.contrast(), 0, 10);
+  c->Range("augmentation.saturation", a.saturation(), 0, 10);
+  c->Range("augmentation.hue", a.hue(), 0, 0.5);
+  c->Probability("augmentation.grayscale_prob", a.grayscale_prob());
+  c->Probability("augmentation.blur_prob_global1", a.blur_prob_global1());
+  c->Probability("augmentation.blur_prob_global2", a.blur_prob_global2());
+  c->Probability("augmentation.blur_prob_local", a.blur_prob_local());
+  c->Range("augmentation.blur_sigma_min", a.blur_sigma_min(), 0, 100);
+  c->Range("augmentation.blur_sigma_max", a.blur_sigma_max(), 0, 100);
+  c->Probability("augmentation.solarization_prob", a.solarization_prob());
+  if (!c->ok()) return;
+  if (a.n_local_crops() > 0 && a.local_crop_size() >= a.global_crop_size()) {
+    c->Fail(absl::StrCat("augmentation.local_crop_size must be < augmentation.global_crop_size (",
+                         a.global_crop_size(), "), got ", a.local_crop_size()));
+  }
+  if (a.global_crop_scale_min() > a.global_crop_scale_max()) {
+    c->Fail(absl::StrCat(
+        "augmentation.global_crop_scale_min must be <= augmentation.global_crop_scale_max (",
+        Num(a.global_crop_scale_max()), "), got ", Num(a.global_crop_scale_min())));
+  }
+  if (a.local_crop_scale_min() > a.local_crop_scale_max()) {
+    c->Fail(absl::StrCat(
+        "augmentation.local_crop_scale_min must be <= augmentation.local_crop_scale_max (",
+        Num(a.local_crop_scale_max()), "), got ", Num(a.local_crop_scale_min())));
+  }
+  if (a.blur_sigma_min() > a.blur_sigma_max()) {
+    c->Fail(absl::StrCat("augmentation.blur_sigma_min must be <= augmentation.blur_sigma_max (",
+                         Num(a.blur_sigma_max()), "), got ", Num(a.blur_sigma_min())));
+  }
+  if (a.global_crop_size() % spec.model().patch_size() != 0) {
+    c->Fail(absl::StrCat("model.patch_size must divide augmentation.global_crop_size (",
+                         a.global_crop_size(), "), got ", spec.model().patch_size()));
+  }
+}
+
+void CheckOptimisation(const JobSpec& spec, Checker* c) {
+  const auto& o = spec.optim();
+  c->AtLeast("optim.epochs", o.epochs(), 1);
+  c->Range("optim.epochs", o.epochs(), 1, 100000);
+  c->AtLeast("optim.batch_size_per_rank", o.batch_size_per_rank(), 1);
+  c->Range("optim.batch_size_per_rank", o.batch_size_per_rank(), 1, 65536);
+  c->Range("optim.lr", o.lr(), 1e-12, 10);
+  c->Range("optim.min_lr", o.min_lr(), 0, 10);
+  c->Range("optim.warmup_epochs", o.warmup_epochs(), 0, 100000);
+  c->Range("optim.weight_decay", o.weight_decay(), 0, 10);
+  c->Range("optim.weight_decay_end", o.weight_decay_end(), 0, 10);
+  c->Range("optim.clip_grad", o.clip_grad(), 0, 1e6);
+  c->Range("optim.freeze_last_layer", o.freeze_last_layer(), 0, 100000);
+  if (c->ok() && o.min_lr() > o.lr()) {
+    c->Fail(absl::StrCat("optim.min_lr must be <= optim.lr (", Num(o.lr()), "), got ",
+                         Num(o.min_lr())));
+  }
+  if (c->ok() && o.warmup_epochs() > o.epochs()) {
+    c->Fail(absl::StrCat("optim.warmup_epochs must be <= optim.epochs (", o.epochs(), "), got ",
+                         o.warmup_epochs()));
+  }
+  const auto& d = spec.dino();
+  c->Range("dino.student_temp", d.student_temp(), 1e-4, 10);
+  c->Range("dino.teacher_temp", d.teacher_temp(), 1e-4, 10);
+  c->Range("dino.warmup_teacher_temp", d.warmup_teacher_temp(), 1e-4, 10);
+  c->Range("dino.warmup_teacher_temp_epochs", d.warmup_teacher_temp_epochs(), 0, 100000);
+  c->Range("dino.momentum_teacher", d.momentum_teacher(), 0, 1);
+  c->Range("dino.center_momentum", d.center_momentum(), 0, 1);
+}
+
+void CheckResourcesAndPolicies(const JobSpec& spec, Checker* c) {
+  const auto& r = spec.resources();
+  if (!dino::v1::DeviceKind_IsValid(r.device()) ||
+      r.device() == dino::v1::DEVICE_KIND_UNSPECIFIED) {
+    c->Fail(absl::StrCat("resources.device must be DEVICE_KIND_CPU or DEVICE_KIND_CUDA, got ",
+                         r.device()));
+  }
+  c->AtLeast("resources.world_size", r.world_size(), 1);
+  const bool cuda = r.device() == dino::v1::DEVICE_KIND_CUDA;
+  const int64_t max_world = cuda ? kMaxCudaWorldSize : kMaxCpuWorldSize;
+  if (c->ok() && r.world_size() > max_world) {
+    c->Fail(absl::StrCat("resources.world_size must be <= ", max_world, " for ",
+                         cuda ? "DEVICE_KIND_CUDA" : "DEVICE_KIND_CPU", ", got ", r.world_size()));
+  }
+  c->Range("resources.threads_per_rank", r.threads_per_rank(), 0, 1024);
+  if (c->ok() && spec.optim().bf16() && !cuda) {
+    c->Fail("optim.bf16 must be false unless resources.device is DEVICE_KIND_CUDA");
+  }
+  const auto& k = spec.checkpoint();
+  c->AtLeast("checkpoint.every_steps", k.every_steps(), 0);
+  c->Range("checkpoint.keep_last", k.keep_last(), 1, 10000);
+  c->Range("checkpoint.keep_best", k.keep_best(), 0, 10000);
+  const auto& e = spec.eval();
+  c->AtLeast("eval.every_epochs", e.every_epochs(), 0);
+  c->Range("eval.knn_k", e.knn_k(), 1, 10000);
+  c->Range("eval.knn_temperature", e.knn_temperature(), 1e-6, 100);
+  if (c->ok() && e.every_epochs() > 0 && spec.data().eval_path().empty() &&
+      spec.data().kind() != dino::v1::DATASET_KIND_SYNTHETIC) {
+    c->Fail("data.eval_path must be set when eval.every_epochs > 0");
+  }
+  const auto& col = spec.collapse();
+  if (!dino::v1::CollapsePolicy_IsValid(col.policy()) ||
+      col.policy() == dino::v1::COLLAPSE_POLICY_UNSPECIFIED) {
+    c->Fail(
+        absl::StrCat("collapse.policy must be COLLAPSE_POLICY_WARN or COLLAPSE_POLICY_FAIL, "
+                     "got ",
+                     col.policy()));
+  }
+  c->AtLeast("collapse.min_kl", col.min_kl(), 0);
+  c->AtLeast("collapse.min_batch_mean_entropy", col.min_batch_mean_entropy(), 0);
+  c->Range("collapse.consecutive_reports", col.consecutive_reports(), 1, 1000000);
+  c->AtLeast("collapse.ignore_before_epoch", col.ignore_before_epoch(), 0);
+  c->Range("max_restarts", spec.max_restarts(), 0, 1000);
+  c->Range("progress_every_steps", spec.progress_every_steps(), 1, 1000000);
+}
+
+}  // namespace
+
+void ApplyJobSpecDefaults(JobSpec* spec) {
+  DINO_DEFAULT(spec, name, "");
+  DINO_DEFAULT(spec, priority, 0);
+  DINO_DEFAULT(spec, request_id, "");
+  DINO_DEFAULT(spec, max_restarts, 3);
+  DINO_DEFAULT(spec, seed, 0);
+  DINO_DEFAULT(spec, progress_every_steps, 10);
+
+  auto* m = spec->mutable_model();
+  DINO_DEFAULT(m, preset, "vit_small");
+  int64_t dim = 384, depth = 12, heads = 6;
+  if (m->preset() == "vit_tiny") dim = 192, heads = 3;
+  if (m->preset() == "vit_base") dim = 768, heads = 12;
+  if (m->preset() != "custom") {  // A preset decides the shape.
+    m->set_dim(dim);
+    m->set_depth(depth);
+    m->set_heads(heads);
+  }
+  DINO_DEFAULT(m, dim, dim);
+  DINO_DEFAULT(m, depth, depth);
+  DINO_DEFAULT(m, heads, heads);
+  DINO_DEFAULT(m, patch_size, 16);
+  DINO_DEFAULT(m, in_channels, 3);
+  DINO_DEFAULT(m, mlp_ratio, 4.0);
+  DINO_DEFAULT(m, drop_path_rate, 0.1);
+
+  auto* h = spec->mutable_head();
+  DINO_DEFAULT(h, out_dim, 65536);
+  DINO_DEFAULT(h, hidden_dim, 2048);
+  DINO_DEFAULT(h, bottleneck_dim, 256);
+  DINO_DEFAULT(h, nlayers, 3);
+  DINO_DEFAULT(h, use_bn, false);
+  DINO_DEFAULT(h, norm_last_layer, true);
+
+  auto* d = spec->mutable_data();
+  DINO_DEFAULT(d, path, "");
+  DINO_DEFAULT(d, labels_path, "");
+  DINO_DEFAULT(d, eval_path, "");
+  DINO_DEFAULT(d, eval_labels_path, "");
+  DINO_DEFAULT(d, max_short_side, 256);
+  DINO_DEFAULT(d, loader_threads, 2);
+  DINO_DEFAULT(d, max_corrupt, 100);
+  DINO_DEFAULT(d, synthetic_images, 1024);
+  DINO_DEFAULT(d, synthetic_classes, 10);
+  DINO_DEFAULT(d, synthetic_image_size, 32);
+
+  auto* a = spec->mutable_augmentation();
+  DINO_DEFAULT(a, global_crop_size, 224);
+  DINO_DEFAULT(a, local_crop_size, 96);
+  DINO_DEFAULT(a, n_local_crops, 8);
+  DINO_DEFAULT(a, global_crop_scale_min, 0.4);
+  DINO_DEFAULT(a, global_crop_scale_max, 1.0);
+  DINO_DEFAULT(a, local_crop_scale_min, 0.05);
+  DINO_DEFAULT(a, local_crop_scale_max, 0.4);
+  DINO_DEFAULT(a, flip_prob, 0.5);
+  DINO_DEFAULT(a, color_jitter_prob, 0.8);
+  DINO_DEFAULT(a, brightness, 0.4);
+  DINO_DEFAULT(a, contrast, 0.4);
+  DINO_DEFAULT(a, saturation, 0.2);
+  DINO_DEFAULT(a, hue, 0.1);
+  DINO_DEFAULT(a, grayscale_prob, 0.2);
+  DINO_DEFAULT(a, blur_prob_global1, 1.0);
+  DINO_DEFAULT(a, blur_prob_global2, 0.1);
+  DINO_DEFAULT(a, blur_prob_local, 0.5);
+  DINO_DEFAULT(a, blur_sigma_min, 0.1);
+  DINO_DEFAULT(a, blur_sigma_max, 2.0);
+  DINO_DEFAULT(a, solarization_prob, 0.2);
+
+  auto* o = spec->mutable_optim();
+  DINO_DEFAULT(o, epochs, 100);
+  DINO_DEFAULT(o, batch_size_per_rank, 64);
+  DINO_DEFAULT(o, lr, 0.0005);
+  DINO_DEFAULT(o, min_lr, 1e-6);
+  DINO_DEFAULT(o, warmup_epochs, 10);
+  DINO_DEFAULT(o, weight_decay, 0.04);
+  DINO_DEFAULT(o, weight_decay_end, 0.4);
+  DINO_DEFAULT(o, clip_grad, 3.0);
+  DINO_DEFAULT(o, freeze_last_layer, 1);
+  DINO_DEFAULT(o, bf16, false);
+
+  auto* dn = spec->mutable_dino();
+  DINO_DEFAULT(dn, student_temp, 0.1);
+  DINO_DEFAULT(dn, teacher_temp, 0.07);
+  DINO_DEFAULT(dn, warmup_teacher_temp, 0.04);
+  DINO_DEFAULT(dn, warmup_teacher_temp_epochs, 30);
+  DINO_DEFAULT(dn, momentum_teacher, 0.996);
+  DINO_DEFAULT(dn, center_momentum, 0.9);
+
+  auto* r = spec->mutable_resources();
+  DINO_DEFAULT(r, world_size, 1);
+  if (r->device() == dino::v1::DEVICE_KIND_UNSPECIFIED) r->set_device(dino::v1::DEVICE_KIND_CPU);
+  DINO_DEFAULT(r, threads_per_rank, 0);
+
+  auto* k = spec->mutable_checkpoint();
+  DINO_DEFAULT(k, every_steps, 0);
+  DINO_DEFAULT(k, keep_last, 3);
+  DINO_DEFAULT(k, keep_best, 1);
+
+  auto* e = spec->mutable_eval();
+  DINO_DEFAULT(e, every_epochs, 0);
+  DINO_DEFAULT(e, knn_k, 20);
+  DINO_DEFAULT(e, knn_temperature, 0.07);
+
+  auto* col = spec->mutable_collapse();
+  if (col->policy() == dino::v1::COLLAPSE_POLICY_UNSPECIFIED) {
+    col->set_policy(dino::v1::COLLAPSE_POLICY_WARN);
+  }
+  DINO_DEFAULT(col, min_kl, 1e-4);
+  DINO_DEFAULT(col, min_batch_mean_entropy, 0.05);
+  DINO_DEFAULT(col, consecutive_reports, 5);
+  DINO_DEFAULT(col, ignore_before_epoch, o->warmup_epochs());
+}
+
+absl::Status ValidateJobSpec(const JobSpec& spec) {
+  Checker c;
+  c.MaxLength("name", spec.name(), 128);
+  c.MaxLength("request_id", spec.request_id(), 128);
+  c.Range("priority", spec.priority(), -1000, 1000);
+  if (spec.labels_size() > 32)
+    c.Fail(absl::StrCat("labels must have at most 32 entries, got ", spec.labels_size()));
+  for (const auto& [key, value] : spec.labels()) {
+    if (!IsLabelKey(key)) {
+      c.Fail(absl::StrCat("labels key \"", key, "\" must be 1..63 bytes of [a-z0-9_.-/]"));
+    }
+    c.MaxLength(absl::StrCat("labels[", key, "]"), value, 256);
+  }
+  CheckModel(spec, &c);
+  CheckData(spec, &c);
+  CheckAugmentation(spec, &c);
+  CheckOptimisation(spec, &c);
+  CheckResourcesAndPolicies(spec, &c);
+  return c.status();
+}
+
+}  // namespace dino::server

@@ -1,0 +1,28 @@
+// Job spec defaults and validation: the one place that knows every JobSpec field's default and
+// its legal range.
+//
+// ApplyJobSpecDefaults fills every unset field with the default documented in job.proto (DINO's
+// where DINO defines one). ValidateJobSpec checks a spec with defaults applied: every field's
+// range, then the cross-field rules (local crop below global, patch size divides the global crop,
+// dim divisible by heads, scale ranges ordered, world_size fits the device kind, bf16 only on
+// CUDA, evaluation needs a labelled eval split, ...).
+//
+// Thread-safety: stateless functions.
+// Failure: INVALID_ARGUMENT naming the field path and the rule, e.g.
+// "optim.batch_size_per_rank must be >= 1, got 0". The first violation found is reported.
+#pragma once
+
+#include "absl/status/status.h"
+#include "dino/v1/job.pb.h"
+
+namespace dino::server {
+
+// Largest world_size accepted per device kind: Gloo CPU groups beyond this are not sensible, and
+// NCCL groups are bounded by the fleet we target.
+inline constexpr int64_t kMaxCpuWorldSize = 256;
+inline constexpr int64_t kMaxCudaWorldSize = 1024;
+
+void ApplyJobSpecDefaults(dino::v1::JobSpec* spec);
+absl::Status ValidateJobSpec(const dino::v1::JobSpec& spec);
+
+}  // namespace dino::server

@@ -1,0 +1,156 @@
+// dino-coordinator: the control plane binary.
+//
+//   dino-coordinator --listen HOST:PORT --data-dir DIR [--metrics-port P] [--worker-timeout 15s]
+//
+// A bad flag, an unwritable data dir or a port in use each print one line on stderr and exit
+// non-zero. SIGTERM or SIGINT shut down gracefully: stop accepting work, end the streams with
+// UNAVAILABLE, wait for RPCs in flight, close the store.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/file_system.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
+#include "common/metrics_process.h"
+#include "server/coordinator_server.h"
+
+namespace {
+
+int Fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "dino-coordinator: %s\n", message.c_str());
+  return code;
+}
+
+// gRPC logs several lines of its own when a port cannot be bound; probing first keeps the
+// operator's answer to one line. Only numeric IPv4 hosts (and "localhost", "0.0.0.0") are probed;
+// anything else is left to gRPC.
+std::string ProbeListenAddress(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return "--listen must be HOST:PORT, got \"" + listen + "\"";
+  std::string host = listen.substr(0, colon);
+  const std::string port_text = listen.substr(colon + 1);
+  char* end = nullptr;
+  const long port = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < 0 || port > 65535) {
+    return "--listen port must be 0..65535, got \"" + port_text + "\"";
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) return "";
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  std::string error;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    error = "cannot listen on " + listen + ": " + std::strerror(errno);
+  }
+  close(fd);
+  return error;
+}
+
+bool ParseDurationFlag(const std::string& text, absl::Duration* out) {
+  return absl::ParseDuration(text, out) && *out > absl::ZeroDuration();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts, so only sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CLI::App app{"dinotrain coordinator: job API, gang scheduler, checkpoint registry"};
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir;
+  int metrics_port = 9464;
+  std::string metrics_host = "0.0.0.0";
+  std::string worker_timeout = "15s";
+  std::string heartbeat_interval = "3s";
+  std::string shutdown_grace = "10s";
+  bool verbose = false;
+  app.add_option("--listen", listen, "host:port for gRPC (default 127.0.0.1:50051)");
+  app.add_option("--data-dir", data_dir, "directory for coordinator.db and checkpoints")
+      ->required();
+  app.add_option("--metrics-port", metrics_port, "Prometheus /metrics port; 0 disables")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-host", metrics_host, "address for /metrics (default 0.0.0.0)");
+  app.add_option("--worker-timeout", worker_timeout,
+                 "a worker silent for longer is dead (default 15s)");
+  app.add_option("--heartbeat-interval", heartbeat_interval,
+                 "heartbeat period asked of workers (default 3s)");
+  app.add_option("--shutdown-grace", shutdown_grace,
+                 "how long SIGTERM waits for RPCs in flight (default 10s)");
+  app.add_flag("-v,--verbose", verbose, "debug logging");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Fail(std::string(e.what()) + " (see --help)", 2);
+  }
+  if (verbose) dino::SetMinLogLevel(dino::LogLevel::kDebug);
+
+  dino::server::ServerOptions options;
+  options.listen = listen;
+  options.data_dir = data_dir;
+  absl::Duration grace;
+  if (!ParseDurationFlag(worker_timeout, &options.coordinator.worker_timeout)) {
+    return Fail(
+        "--worker-timeout must be a positive duration such as 15s, got \"" + worker_timeout + "\"",
+        2);
+  }
+  if (!ParseDurationFlag(heartbeat_interval, &options.coordinator.heartbeat_interval)) {
+    return Fail("--heartbeat-interval must be a positive duration such as 3s, got \"" +
+                    heartbeat_interval + "\"",
+                2);
+  }
+  if (!ParseDurationFlag(shutdown_grace, &grace)) {
+    return Fail(
+        "--shutdown-grace must be a positive duration such as 10s, got \"" + shutdown_grace + "\"",
+        2);
+  }
+  if (options.listen.empty()) return Fail("--listen must not be empty", 2);
+  if (std::string error = ProbeListenAddress(options.listen); !error.empty()) return Fail(error);
+
+  dino::metrics::Registry registry;
+  (void)dino::metrics::RegisterProcessMetrics(&registry);
+  auto server = dino::server::CoordinatorServer::Start(options, dino::RealClock::Get(),
+                                                       dino::DefaultFileSystem(), &registry);
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  dino::metrics::MetricsHttpServer metrics_server(&registry);
+  if (metrics_port > 0) {
+    absl::Status status = metrics_server.Start(metrics_host, metrics_port);
+    if (!status.ok()) {
+      (*server)->Shutdown(absl::ZeroDuration());
+      return Fail(std::string(status.message()));
+    }
+  }
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  DINO_LOG(INFO) << "signal " << signal_number << ": shutting down";
+  (*server)->Shutdown(grace);
+  metrics_server.Stop();
+  return 0;
+}

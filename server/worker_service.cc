@@ -1,0 +1,268 @@
+#include "server/worker_service.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "server/job_service.h"
+
+namespace dino::server {
+namespace {
+
+using dino::v1::CoordinatorMessage;
+using dino::v1::WorkerMessage;
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+class ConnectReactor;
+
+// The Coordinator's handle on a Connect stream. It outlives the reactor (the Coordinator may hold
+// it a little longer); once the reactor is done, Send and Close do nothing.
+class StreamChannel final : public WorkerChannel {
+ public:
+  explicit StreamChannel(ConnectReactor* reactor) : reactor_(reactor) {}
+  void Send(const CoordinatorMessage& message) override;
+  void Close(const absl::Status& status) override;
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+  }
+
+ private:
+  absl::Mutex mu_;
+  ConnectReactor* reactor_ ABSL_GUARDED_BY(mu_);
+};
+
+// One worker's Connect stream: a Hello, then heartbeats up; assignments, cancels and aborts down.
+// Lock order: Coordinator -> StreamChannel -> ConnectReactor; the reactor never calls the
+// Coordinator while holding its own mutex.
+class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage> {
+ public:
+  explicit ConnectReactor(Coordinator* coordinator)
+      : coordinator_(coordinator), channel_(std::make_shared<StreamChannel>(this)) {
+    StartRead(&incoming_);
+  }
+
+  void Enqueue(const CoordinatorMessage& message) {
+    absl::MutexLock lock(&mu_);
+    if (ending_) return;
+    queue_.push_back(message);
+    PumpLocked();
+  }
+
+  void End(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (ending_) return;
+    ending_ = true;
+    end_status_ = ToGrpcStatus(status);
+    PumpLocked();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // The worker closed its side, or the stream broke.
+      End(absl::OkStatus());
+      return;
+    }
+    absl::Status status;
+    if (incoming_.has_hello()) {
+      if (!worker_id_.empty()) {
+        status = absl::InvalidArgumentError("hello was already sent on this stream");
+      } else {
+        worker_id_ = incoming_.hello().worker_id();
+        status = coordinator_->AttachWorker(worker_id_, channel_);
+        if (!status.ok()) worker_id_.clear();
+      }
+    } else if (incoming_.has_heartbeat()) {
+      status = worker_id_.empty() ? absl::FailedPreconditionError("send hello before heartbeats")
+                                  : coordinator_->Heartbeat(worker_id_, incoming_.heartbeat());
+    }
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      ending_ = true;
+      end_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the worker stream broke");
+      queue_.clear();
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override { End(absl::CancelledError("the worker stream was cancelled")); }
+
+  void OnDone() override {
+    channel_->Detach();
+    if (!worker_id_.empty()) coordinator_->DetachWorker(worker_id_, channel_.get());
+    delete this;
+  }
+
+ private:
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (!queue_.empty()) {
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      StartWrite(&current_);
+      return;
+    }
+    if (ending_) {
+      finished_ = true;
+      Finish(end_status_);
+    }
+  }
+
+  Coordinator* const coordinator_;
+  const std::shared_ptr<StreamChannel> channel_;
+  WorkerMessage incoming_;  // Reads are sequential: only the reading reaction touches it.
+  std::string worker_id_;   // Same.
+  absl::Mutex mu_;
+  std::deque<CoordinatorMessage> queue_ ABSL_GUARDED_BY(mu_);
+  CoordinatorMessage current_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+};
+
+void StreamChannel::Send(const CoordinatorMessage& message) {
+  absl::MutexLock lock(&mu_);
+  if (reactor_ != nullptr) reactor_->Enqueue(message);
+}
+
+void StreamChannel::Close(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (reactor_ != nullptr) reactor_->End(status);
+}
+
+// Header, data chunks, sha256 trailer. Anything else (a broken stream, a missing trailer, more
+// bytes than announced, a wrong digest) abandons the upload.
+class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest> {
+ public:
+  UploadReactor(Coordinator* coordinator, dino::v1::UploadCheckpointResponse* response)
+      : coordinator_(coordinator), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Fail(absl::DataLossError(upload_ == nullptr
+                                   ? "checkpoint upload ended before its header"
+                                   : "checkpoint upload ended before its sha256 (truncated)"));
+      return;
+    }
+    switch (request_.part_case()) {
+      case dino::v1::UploadCheckpointRequest::kHeader: {
+        if (upload_ != nullptr) {
+          Fail(absl::InvalidArgumentError("a second header in one checkpoint upload"));
+          return;
+        }
+        auto upload = coordinator_->BeginCheckpointUpload(request_.header());
+        if (!upload.ok()) {
+          Fail(upload.status());
+          return;
+        }
+        upload_ = std::move(*upload);
+        break;
+      }
+      case dino::v1::UploadCheckpointRequest::kData: {
+        if (upload_ == nullptr) {
+          Fail(absl::FailedPreconditionError("checkpoint data before the header"));
+          return;
+        }
+        absl::Status status = upload_->Append(request_.data());
+        if (!status.ok()) {
+          Fail(status);
+          return;
+        }
+        break;
+      }
+      case dino::v1::UploadCheckpointRequest::kSha256: {
+        if (upload_ == nullptr) {
+          Fail(absl::FailedPreconditionError("checkpoint sha256 before the header"));
+          return;
+        }
+        auto info = coordinator_->FinishCheckpointUpload(std::move(upload_), request_.sha256());
+        if (info.ok()) *response_->mutable_checkpoint() = std::move(*info);
+        Finish(ToGrpcStatus(info.status()));
+        return;
+      }
+      default:
+        Fail(absl::InvalidArgumentError("an empty checkpoint upload message"));
+        return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override {
+    if (upload_ != nullptr) coordinator_->AbandonCheckpointUpload(std::move(upload_));
+    delete this;
+  }
+
+ private:
+  void Fail(const absl::Status& status) {
+    if (upload_ != nullptr) coordinator_->AbandonCheckpointUpload(std::move(upload_));
+    Finish(ToGrpcStatus(status));
+  }
+
+  Coordinator* const coordinator_;
+  dino::v1::UploadCheckpointResponse* const response_;
+  dino::v1::UploadCheckpointRequest request_;
+  std::unique_ptr<CheckpointUpload> upload_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* context,
+                                                      const dino::v1::RegisterRequest* request,
+                                                      dino::v1::RegisterResponse* response) {
+  auto result = coordinator_->RegisterWorker(*request);
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage>* WorkerServiceImpl::Connect(
+    grpc::CallbackServerContext* /*context*/) {
+  return new ConnectReactor(coordinator_);
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ReportProgress(
+    grpc::CallbackServerContext* context, const dino::v1::ReportProgressRequest* request,
+    dino::v1::ReportProgressResponse* response) {
+  auto result = coordinator_->ReportProgress(*request);
+  if (result.ok()) *response = std::move(*result);
+  return Done(context, result.status());
+}
+
+grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest>* WorkerServiceImpl::UploadCheckpoint(
+    grpc::CallbackServerContext* /*context*/, dino::v1::UploadCheckpointResponse* response) {
+  return new UploadReactor(coordinator_, response);
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::ReportResult(
+    grpc::CallbackServerContext* context, const dino::v1::ReportResultRequest* request,
+    dino::v1::ReportResultResponse* /*response*/) {
+  return Done(context, coordinator_->ReportResult(*request));
+}
+
+grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>*
+WorkerServiceImpl::DownloadCheckpoint(grpc::CallbackServerContext* /*context*/,
+                                      const dino::v1::DownloadCheckpointRequest* request) {
+  return NewDownloadReactor(coordinator_, *request);
+}
+
+}  // namespace dino::server

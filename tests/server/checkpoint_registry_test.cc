@@ -1,0 +1,161 @@
+#include "server/checkpoint_registry.h"
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/sha256.h"
+#include "tests/server/test_util.h"
+
+namespace dino::server {
+namespace {
+
+class CheckpointRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::NewTempDir("ckpt");
+    auto store = OpenSqliteStore(dir_ + "/db");
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    fs_ = std::make_unique<FaultInjectingFileSystem>(DefaultFileSystem());
+    registry_ = std::make_unique<CheckpointRegistry>(store_.get(), fs_.get(), dir_ + "/blobs");
+    ASSERT_TRUE(registry_->Recover().ok());
+  }
+
+  absl::StatusOr<dino::v1::CheckpointInfo> Upload(int64_t step, const std::string& data,
+                                                  std::optional<double> knn = std::nullopt,
+                                                  std::string sha = "", int64_t size = -1) {
+    dino::v1::CheckpointInfo info;
+    info.set_job_id("job-1");
+    info.set_step(step);
+    info.set_size_bytes(size >= 0 ? size : static_cast<int64_t>(data.size()));
+    if (knn.has_value()) info.set_knn_top1(*knn);
+    auto upload = registry_->BeginUpload(info);
+    if (!upload.ok()) return upload.status();
+    // Two chunks, as a stream would send them.
+    absl::Status status = (*upload)->Append(data.substr(0, data.size() / 2));
+    if (status.ok()) status = (*upload)->Append(data.substr(data.size() / 2));
+    if (!status.ok()) {
+      registry_->Abandon(std::move(*upload));
+      return status;
+    }
+    return registry_->Commit(std::move(*upload), sha.empty() ? Sha256::Of(data) : sha);
+  }
+
+  size_t FilesIn(const std::string& job) {
+    auto files = DefaultFileSystem()->ListDir(dir_ + "/blobs/" + job);
+    return files.ok() ? files->size() : 0;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<FaultInjectingFileSystem> fs_;
+  std::unique_ptr<CheckpointRegistry> registry_;
+};
+
+TEST_F(CheckpointRegistryTest, CommittedUploadIsListedAndReadsBackVerified) {
+  auto info = Upload(100, "checkpoint bytes");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->sha256(), Sha256::Of("checkpoint bytes"));
+  EXPECT_EQ(info->size_bytes(), 16);
+  auto latest = registry_->Resolve("job-1", "latest");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->info.id(), info->id());
+  auto bytes = registry_->ReadBlob(*latest);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(*bytes, "checkpoint bytes");
+}
+
+TEST_F(CheckpointRegistryTest, Sha256KnownAnswer) {
+  EXPECT_EQ(Sha256::Of("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_F(CheckpointRegistryTest, CorruptUploadIsRejectedAndNeverBecomesLatest) {
+  ASSERT_TRUE(Upload(100, "good").ok());
+  auto bad = Upload(200, "corrupted", std::nullopt, Sha256::Of("something else"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(registry_->Resolve("job-1", "latest")->info.step(), 100);
+  EXPECT_EQ(FilesIn("job-1"), 1u);  // No temporary file left behind.
+}
+
+TEST_F(CheckpointRegistryTest, TruncatedAndOversizedUploadsAreRejected) {
+  auto truncated = Upload(100, "short", std::nullopt, "", /*size=*/50);
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(truncated.status().message().find("truncated"), std::string::npos);
+  auto oversized = Upload(100, "longer than announced", std::nullopt, "", /*size=*/4);
+  EXPECT_EQ(oversized.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(registry_->Resolve("job-1", "latest").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(FilesIn("job-1"), 0u);
+}
+
+TEST_F(CheckpointRegistryTest, ResentUploadReturnsTheExistingCheckpoint) {
+  auto first = Upload(100, "same");
+  auto second = Upload(100, "same");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->id(), second->id());
+  EXPECT_EQ(registry_->List("job-1")->size(), 1u);
+}
+
+TEST_F(CheckpointRegistryTest, RetentionKeepsLastNAndTheBest) {
+  ASSERT_TRUE(Upload(1, "a", 50.0).ok());
+  ASSERT_TRUE(Upload(2, "b", 80.0).ok());  // The best.
+  ASSERT_TRUE(Upload(3, "c", 60.0).ok());
+  ASSERT_TRUE(Upload(4, "d").ok());
+  ASSERT_TRUE(Upload(5, "e").ok());
+  auto deleted = registry_->ApplyRetention("job-1", /*keep_last=*/2, /*keep_best=*/1);
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(deleted->size(), 2u);
+  auto left = registry_->List("job-1");
+  ASSERT_EQ(left->size(), 3u);
+  EXPECT_EQ((*left)[0].step(), 2);
+  EXPECT_EQ((*left)[1].step(), 4);
+  EXPECT_EQ((*left)[2].step(), 5);
+  EXPECT_EQ(registry_->Resolve("job-1", "best")->info.step(), 2);
+  EXPECT_EQ(FilesIn("job-1"), 3u);
+}
+
+TEST_F(CheckpointRegistryTest, CrashBetweenBlobDeletionAndRowIsFinishedOnRecovery) {
+  ASSERT_TRUE(Upload(1, "a").ok());
+  ASSERT_TRUE(Upload(2, "b").ok());
+  // The process "dies" when it tries to delete the blob: the row is marked, the blob remains.
+  fs_->FailOn("DeleteFile", ".ckpt", absl::InternalError("injected crash"));
+  EXPECT_FALSE(registry_->ApplyRetention("job-1", 1, 0).ok());
+  EXPECT_EQ(registry_->List("job-1")->size(), 1u);  // The marked one is no longer listed.
+  EXPECT_EQ(store_->ListCheckpoints("job-1", true)->size(), 2u);
+  fs_->ClearFaults();
+  CheckpointRegistry restarted(store_.get(), fs_.get(), dir_ + "/blobs");
+  ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_EQ(store_->ListCheckpoints("job-1", true)->size(), 1u);
+  EXPECT_EQ(FilesIn("job-1"), 1u);
+  EXPECT_EQ(restarted.Resolve("job-1", "latest")->info.step(), 2);
+}
+
+TEST_F(CheckpointRegistryTest, CrashBeforeTheRenameLeavesNothingListed) {
+  fs_->FailOn("RenameFile", "ckpt-", absl::InternalError("injected crash"));
+  EXPECT_FALSE(Upload(1, "a").ok());
+  fs_->ClearFaults();
+  EXPECT_TRUE(registry_->List("job-1")->empty());
+  EXPECT_EQ(FilesIn("job-1"), 0u);
+}
+
+TEST_F(CheckpointRegistryTest, BlobWithoutRowIsRemovedOnRecovery) {
+  // A crash after the rename but before the row insert leaves an unreferenced blob.
+  ASSERT_TRUE(Upload(1, "a").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(DefaultFileSystem(), dir_ + "/blobs/job-1/ckpt-99.ckpt", "x").ok());
+  EXPECT_EQ(FilesIn("job-1"), 2u);
+  ASSERT_TRUE(registry_->Recover().ok());
+  EXPECT_EQ(FilesIn("job-1"), 1u);
+  EXPECT_EQ(registry_->List("job-1")->size(), 1u);
+}
+
+TEST_F(CheckpointRegistryTest, BlobCorruptedOnDiskIsNotServed) {
+  auto info = Upload(1, "original");
+  ASSERT_TRUE(info.ok());
+  auto stored = registry_->Resolve("job-1", "latest");
+  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), stored->blob_path, "tampered").ok());
+  EXPECT_EQ(registry_->ReadBlob(*stored).status().code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace dino::server

@@ -1,0 +1,416 @@
+// Every JobService and WorkerService RPC through an in-process channel, errors included, plus the
+// health service and a graceful shutdown that ends the streams with UNAVAILABLE.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "dino/v1/coordinator.grpc.pb.h"
+#include "dino/v1/worker.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/coordinator_server.h"
+#include "server/sha256.h"
+#include "tests/server/test_util.h"
+
+namespace dino::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.listen = "";
+    options.data_dir = testing::NewTempDir("grpc");
+    options.tick_interval = absl::ZeroDuration();
+    auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = server_->InProcessChannel();
+    jobs_ = dino::v1::JobService::NewStub(channel_);
+    workers_ = dino::v1::WorkerService::NewStub(channel_);
+  }
+
+  std::string Submit(const dino::v1::JobSpec& spec) {
+    grpc::ClientContext context;
+    dino::v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    dino::v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  std::string Register() {
+    grpc::ClientContext context;
+    dino::v1::RegisterRequest request;
+    request.set_name("w");
+    request.set_device("cpu");
+    request.set_rendezvous_address("127.0.0.1:29500");
+    dino::v1::RegisterResponse response;
+    EXPECT_TRUE(workers_->Register(&context, request, &response).ok());
+    EXPECT_EQ(response.worker_timeout().seconds(), 15);
+    return response.worker_id();
+  }
+
+  grpc::Status Upload(const std::string& worker, const std::string& job, int64_t step,
+                      const std::string& data, const std::string& sha, bool send_sha,
+                      dino::v1::UploadCheckpointResponse* response) {
+    grpc::ClientContext context;
+    auto writer = workers_->UploadCheckpoint(&context, response);
+    dino::v1::UploadCheckpointRequest part;
+    auto* header = part.mutable_header();
+    header->set_worker_id(worker);
+    header->set_job_id(job);
+    header->set_attempt(1);
+    header->set_step(step);
+    header->set_size_bytes(static_cast<int64_t>(data.size()));
+    header->set_knn_top1(81.5);
+    writer->Write(part);
+    for (size_t offset = 0; offset < data.size(); offset += 7) {
+      part.set_data(data.substr(offset, 7));
+      writer->Write(part);
+    }
+    if (send_sha) {
+      part.set_sha256(sha);
+      writer->Write(part);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  SimulatedClock clock_;
+  metrics::Registry registry_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<dino::v1::JobService::Stub> jobs_;
+  std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
+};
+
+TEST_F(GrpcServiceTest, HealthServiceReportsServing) {
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;  // HealthCheckRequest{service: ""} encodes to no bytes.
+  grpc::Slice empty;
+  request = grpc::ByteBuffer(&empty, 1);
+  auto call = generic.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
+  cq.Shutdown();
+}
+
+TEST_F(GrpcServiceTest, SubmitRejectsABadSpecNamingTheField) {
+  grpc::ClientContext context;
+  dino::v1::SubmitJobRequest request;
+  *request.mutable_spec() = testing::TinySpec();
+  request.mutable_spec()->mutable_optim()->set_batch_size_per_rank(0);
+  dino::v1::SubmitJobResponse response;
+  grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "optim.batch_size_per_rank must be >= 1, got 0");
+}
+
+TEST_F(GrpcServiceTest, UnknownJobIsNotFoundOnEveryJobRpc) {
+  {
+    grpc::ClientContext context;
+    dino::v1::GetJobRequest request;
+    request.set_job_id("job-404");
+    dino::v1::Job job;
+    EXPECT_EQ(jobs_->GetJob(&context, request, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::CancelJobRequest request;
+    request.set_job_id("job-404");
+    dino::v1::Job job;
+    EXPECT_EQ(jobs_->CancelJob(&context, request, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::WatchJobRequest request;
+    request.set_job_id("job-404");
+    auto reader = jobs_->WatchJob(&context, request);
+    dino::v1::JobEvent event;
+    EXPECT_FALSE(reader->Read(&event));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::ListCheckpointsRequest request;
+    request.set_job_id("job-404");
+    dino::v1::ListCheckpointsResponse response;
+    EXPECT_EQ(jobs_->ListCheckpoints(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::DownloadCheckpointRequest request;
+    request.set_job_id("job-404");
+    auto reader = jobs_->DownloadCheckpoint(&context, request);
+    dino::v1::DownloadCheckpointResponse chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::GetJobMetricsRequest request;
+    request.set_job_id("job-404");
+    dino::v1::GetJobMetricsResponse response;
+    EXPECT_EQ(jobs_->GetJobMetrics(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(GrpcServiceTest, AJobFromSubmitToSucceededOverEveryRpc) {
+  dino::v1::JobSpec spec = testing::TinySpec();
+  spec.set_request_id("once");
+  (*spec.mutable_labels())["team"] = "vision";
+  const std::string job = Submit(spec);
+  EXPECT_EQ(Submit(spec), job);  // Idempotent.
+
+  grpc::ClientContext watch_context;
+  dino::v1::WatchJobRequest watch_request;
+  watch_request.set_job_id(job);
+  auto watch = jobs_->WatchJob(&watch_context, watch_request);
+
+  const std::string worker = Register();
+  grpc::ClientContext connect_context;
+  auto stream = workers_->Connect(&connect_context);
+  dino::v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id(worker);
+  ASSERT_TRUE(stream->Write(hello));
+  dino::v1::CoordinatorMessage assignment;
+  ASSERT_TRUE(stream->Read(&assignment));
+  ASSERT_TRUE(assignment.has_assignment());
+  EXPECT_EQ(assignment.assignment().job_id(), job);
+  EXPECT_EQ(assignment.assignment().rank(), 0);
+  dino::v1::WorkerMessage heartbeat;
+  heartbeat.mutable_heartbeat()->mutable_running()->set_job_id(job);
+  heartbeat.mutable_heartbeat()->mutable_running()->set_attempt(1);
+  ASSERT_TRUE(stream->Write(heartbeat));
+
+  {
+    grpc::ClientContext context;
+    dino::v1::ReportProgressRequest request;
+    request.set_worker_id(worker);
+    request.set_job_id(job);
+    request.set_attempt(1);
+    for (int step = 0; step < 3; ++step) {
+      auto* s = request.add_stats();
+      s->set_step(step * 10);
+      s->set_loss(5.0 - step);
+      s->set_kl(0.3);
+      s->set_batch_mean_entropy(2.0);
+    }
+    dino::v1::ReportProgressResponse response;
+    ASSERT_TRUE(workers_->ReportProgress(&context, request, &response).ok());
+    EXPECT_FALSE(response.cancel_requested());
+  }
+
+  const std::string blob = "a checkpoint that spans several chunks of seven bytes";
+  dino::v1::UploadCheckpointResponse uploaded;
+  grpc::Status upload =
+      Upload(worker, job, 20, blob, Sha256::Of(blob), /*send_sha=*/true, &uploaded);
+  ASSERT_TRUE(upload.ok()) << upload.error_message();
+  EXPECT_EQ(uploaded.checkpoint().sha256(), Sha256::Of(blob));
+  dino::v1::UploadCheckpointResponse rejected;
+  EXPECT_EQ(Upload(worker, job, 30, blob, Sha256::Of("other"), true, &rejected).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+  grpc::Status truncated = Upload(worker, job, 30, blob, "", /*send_sha=*/false, &rejected);
+  EXPECT_EQ(truncated.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_THAT(truncated.error_message(), HasSubstr("truncated"));
+
+  {
+    grpc::ClientContext context;
+    dino::v1::ListCheckpointsRequest request;
+    request.set_job_id(job);
+    dino::v1::ListCheckpointsResponse response;
+    ASSERT_TRUE(jobs_->ListCheckpoints(&context, request, &response).ok());
+    ASSERT_EQ(response.checkpoints_size(), 1);  // The rejected uploads left nothing.
+    EXPECT_EQ(response.checkpoints(0).step(), 20);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::DownloadCheckpointRequest request;
+    request.set_job_id(job);
+    request.set_checkpoint_id("best");
+    auto reader = jobs_->DownloadCheckpoint(&context, request);
+    dino::v1::DownloadCheckpointResponse chunk;
+    std::string bytes;
+    std::string sha;
+    while (reader->Read(&chunk)) {
+      if (chunk.has_info()) sha = chunk.info().sha256();
+      EXPECT_EQ(chunk.offset(), static_cast<int64_t>(bytes.size()));
+      bytes += chunk.data();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(bytes, blob);
+    EXPECT_EQ(Sha256::Of(bytes), sha);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::DownloadCheckpointRequest request;
+    request.set_job_id(job);
+    request.set_offset(10);
+    auto reader = workers_->DownloadCheckpoint(&context, request);
+    dino::v1::DownloadCheckpointResponse chunk;
+    std::string bytes;
+    while (reader->Read(&chunk)) bytes += chunk.data();
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(bytes, blob.substr(10));
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::GetJobMetricsRequest request;
+    request.set_job_id(job);
+    request.add_series("loss");
+    request.add_series("knn_top1");
+    dino::v1::GetJobMetricsResponse response;
+    ASSERT_TRUE(jobs_->GetJobMetrics(&context, request, &response).ok());
+    ASSERT_EQ(response.series_size(), 2);
+    EXPECT_EQ(response.series(0).points_size(), 3);
+    ASSERT_EQ(response.series(1).points_size(), 1);
+    EXPECT_DOUBLE_EQ(response.series(1).points(0).value(), 81.5);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::ListWorkersResponse response;
+    ASSERT_TRUE(jobs_->ListWorkers(&context, {}, &response).ok());
+    ASSERT_EQ(response.workers_size(), 1);
+    EXPECT_EQ(response.workers(0).state(), dino::v1::WORKER_STATE_BUSY);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::ListJobsRequest request;
+    (*request.mutable_labels())["team"] = "vision";
+    dino::v1::ListJobsResponse response;
+    ASSERT_TRUE(jobs_->ListJobs(&context, request, &response).ok());
+    ASSERT_EQ(response.jobs_size(), 1);
+    EXPECT_EQ(response.jobs(0).state(), dino::v1::JOB_STATE_RUNNING);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::ReportResultRequest request;
+    request.set_worker_id(worker);
+    request.set_job_id(job);
+    request.set_attempt(1);
+    request.set_rank(0);
+    request.set_outcome(dino::v1::ATTEMPT_OUTCOME_SUCCEEDED);
+    request.set_final_step(30);
+    dino::v1::ReportResultResponse response;
+    ASSERT_TRUE(workers_->ReportResult(&context, request, &response).ok());
+  }
+
+  // The watch saw everything, in order, and ended with the job.
+  std::vector<dino::v1::JobEvent> events;
+  dino::v1::JobEvent event;
+  while (watch->Read(&event)) events.push_back(event);
+  ASSERT_TRUE(watch->Finish().ok());
+  ASSERT_GE(events.size(), 7u);  // QUEUED, RUNNING, 3 progress, checkpoint, SUCCEEDED.
+  EXPECT_EQ(events.front().state_change().to_state(), dino::v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(events.back().state_change().to_state(), dino::v1::JOB_STATE_SUCCEEDED);
+  bool saw_checkpoint = false;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].index(), static_cast<int64_t>(i + 1));
+    saw_checkpoint |= events[i].has_checkpoint();
+  }
+  EXPECT_TRUE(saw_checkpoint);
+  {
+    grpc::ClientContext context;
+    dino::v1::GetJobRequest request;
+    request.set_job_id(job);
+    dino::v1::Job got;
+    ASSERT_TRUE(jobs_->GetJob(&context, request, &got).ok());
+    EXPECT_EQ(got.state(), dino::v1::JOB_STATE_SUCCEEDED);
+    EXPECT_DOUBLE_EQ(got.best_knn_top1(), 81.5);
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(GrpcServiceTest, ConnectProtocolErrors) {
+  {
+    grpc::ClientContext context;
+    auto stream = workers_->Connect(&context);
+    dino::v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_id("w-999");
+    stream->Write(hello);
+    dino::v1::CoordinatorMessage message;
+    EXPECT_FALSE(stream->Read(&message));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext context;
+    auto stream = workers_->Connect(&context);
+    dino::v1::WorkerMessage heartbeat;
+    heartbeat.mutable_heartbeat();
+    stream->Write(heartbeat);
+    dino::v1::CoordinatorMessage message;
+    EXPECT_FALSE(stream->Read(&message));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::RegisterRequest request;
+    request.set_device("tpu");
+    request.set_rendezvous_address("x:1");
+    dino::v1::RegisterResponse response;
+    grpc::Status status = workers_->Register(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("device"));
+  }
+  {
+    grpc::ClientContext context;
+    dino::v1::ReportProgressRequest request;
+    request.set_worker_id("w-1");
+    request.set_job_id(Submit(testing::TinySpec()));
+    request.set_attempt(1);
+    dino::v1::ReportProgressResponse response;
+    EXPECT_EQ(workers_->ReportProgress(&context, request, &response).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
+}
+
+TEST_F(GrpcServiceTest, ShutdownEndsWatchesAndWorkerStreamsWithUnavailable) {
+  const std::string job = Submit(testing::TinySpec(2));  // Stays queued: one worker only.
+  grpc::ClientContext watch_context;
+  dino::v1::WatchJobRequest request;
+  request.set_job_id(job);
+  auto watch = jobs_->WatchJob(&watch_context, request);
+  dino::v1::JobEvent event;
+  ASSERT_TRUE(watch->Read(&event));  // QUEUED: the watch is registered.
+
+  const std::string worker = Register();
+  grpc::ClientContext connect_context;
+  auto stream = workers_->Connect(&connect_context);
+  dino::v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id(worker);
+  ASSERT_TRUE(stream->Write(hello));
+
+  std::thread shutdown([this] { server_->Shutdown(absl::Seconds(10)); });
+  EXPECT_FALSE(watch->Read(&event));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  dino::v1::CoordinatorMessage message;
+  EXPECT_FALSE(stream->Read(&message));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  shutdown.join();
+}
+
+}  // namespace
+}  // namespace dino::server

@@ -1,0 +1,103 @@
+// Helpers shared by the coordinator tests: temporary directories, a minimal valid spec, and a
+// WorkerChannel / EventSink that record what the Coordinator sends.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/file_system.h"
+#include "dino/v1/job.pb.h"
+#include "server/coordinator.h"
+
+namespace dino::server::testing {
+
+// A fresh directory under the test temp dir.
+inline std::string NewTempDir(const std::string& name) {
+  static std::atomic<int> counter{0};
+  std::string dir =
+      absl::StrCat(::testing::TempDir(), "/dino_server_", getpid(), "_", name, "_", counter++);
+  DefaultFileSystem()->CreateDirs(dir).IgnoreError();
+  return dir;
+}
+
+// The smallest spec that validates: a synthetic dataset on one CPU rank.
+inline dino::v1::JobSpec TinySpec(int world_size = 1) {
+  dino::v1::JobSpec spec;
+  spec.set_name("tiny");
+  spec.mutable_data()->set_kind(dino::v1::DATASET_KIND_SYNTHETIC);
+  spec.mutable_resources()->set_world_size(world_size);
+  spec.mutable_augmentation()->set_global_crop_size(32);
+  spec.mutable_augmentation()->set_local_crop_size(16);
+  spec.mutable_model()->set_patch_size(8);
+  spec.mutable_optim()->set_epochs(2);
+  spec.mutable_optim()->set_warmup_epochs(0);
+  return spec;
+}
+
+class RecordingChannel final : public WorkerChannel {
+ public:
+  void Send(const dino::v1::CoordinatorMessage& message) override {
+    absl::MutexLock lock(&mu_);
+    messages_.push_back(message);
+  }
+  void Close(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    closed_ = status;
+    is_closed_ = true;
+  }
+  std::vector<dino::v1::CoordinatorMessage> Take() {
+    absl::MutexLock lock(&mu_);
+    std::vector<dino::v1::CoordinatorMessage> out;
+    out.swap(messages_);
+    return out;
+  }
+  bool closed() {
+    absl::MutexLock lock(&mu_);
+    return is_closed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<dino::v1::CoordinatorMessage> messages_ ABSL_GUARDED_BY(mu_);
+  absl::Status closed_ ABSL_GUARDED_BY(mu_);
+  bool is_closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class RecordingSink final : public EventSink {
+ public:
+  void OnEvent(const dino::v1::JobEvent& event) override {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(event);
+  }
+  void OnEnd(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    end_ = status;
+    ended_ = true;
+  }
+  std::vector<dino::v1::JobEvent> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+  bool ended() {
+    absl::MutexLock lock(&mu_);
+    return ended_;
+  }
+  absl::Status end_status() {
+    absl::MutexLock lock(&mu_);
+    return end_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<dino::v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
+  absl::Status end_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dino::server::testing
