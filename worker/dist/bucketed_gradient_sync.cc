@@ -41,33 +41,10 @@ absl::Status BucketedGradientSync::Attach(const std::vector<torch::Tensor>& para
     }
   }
   params_ = params;
-  slots_.assign(params.size(), Slot{});
-  // Reverse order: backward produces the last parameters' grads first.
-  int64_t bucket_bytes = 0;
-  for (int i = static_cast<int>(params.size()) - 1; i >= 0; --i) {
-    const auto& p = params[i];
-    const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
-    const bool start_new =
-        buckets_.empty() || bucket_bytes + bytes > options_.bucket_cap_bytes ||
-        params[buckets_.back().params.front()].scalar_type() != p.scalar_type() ||
-        params[buckets_.back().params.front()].device() != p.device();
-    if (start_new) {
-      buckets_.emplace_back();
-      bucket_bytes = 0;
-    }
-    Bucket& b = buckets_.back();
-    slots_[i] = Slot{static_cast<int>(buckets_.size()) - 1, b.grad_numel, p.numel(),
-                     static_cast<int>(b.params.size())};
-    b.params.push_back(i);
-    b.grad_numel += p.numel();
-    bucket_bytes += bytes;
-  }
-  DINO_RETURN_IF_ERROR(TorchCall("allocating gradient buckets", [&] {
-    for (auto& b : buckets_) {
-      const auto& first = params_[b.params.front()];
-      b.flat = torch::zeros({b.grad_numel + 2 * static_cast<int64_t>(b.params.size())},
-                            first.options().requires_grad(false));
-    }
+  std::vector<int> reverse(params.size());
+  for (size_t i = 0; i < params.size(); ++i) reverse[i] = static_cast<int>(params.size() - 1 - i);
+  DINO_RETURN_IF_ERROR(LayOutBuckets(reverse));
+  DINO_RETURN_IF_ERROR(TorchCall("installing gradient hooks", [&] {
     for (size_t i = 0; i < params_.size(); ++i) {
       const int index = static_cast<int>(i);
       hook_ids_.push_back(params_[i].register_hook(
@@ -80,6 +57,69 @@ absl::Status BucketedGradientSync::Attach(const std::vector<torch::Tensor>& para
   had_grad_at_launch_.assign(params.size(), false);
   late_.assign(params.size(), torch::Tensor());
   return absl::OkStatus();
+}
+
+absl::Status BucketedGradientSync::LayOutBuckets(const std::vector<int>& order) {
+  buckets_.clear();
+  slots_.assign(params_.size(), Slot{});
+  int64_t bucket_bytes = 0;
+  for (const int i : order) {
+    const auto& p = params_[i];
+    const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+    const bool start_new =
+        buckets_.empty() || bucket_bytes + bytes > options_.bucket_cap_bytes ||
+        params_[buckets_.back().params.front()].scalar_type() != p.scalar_type() ||
+        params_[buckets_.back().params.front()].device() != p.device();
+    if (start_new) {
+      buckets_.emplace_back();
+      bucket_bytes = 0;
+    }
+    Bucket& b = buckets_.back();
+    slots_[i] = Slot{static_cast<int>(buckets_.size()) - 1, b.grad_numel, p.numel(),
+                     static_cast<int>(b.params.size())};
+    b.params.push_back(i);
+    b.grad_numel += p.numel();
+    bucket_bytes += bytes;
+  }
+  return TorchCall("allocating gradient buckets", [&] {
+    for (auto& b : buckets_) {
+      const auto& first = params_[b.params.front()];
+      b.flat = torch::zeros({b.grad_numel + 2 * static_cast<int64_t>(b.params.size())},
+                            first.options().requires_grad(false));
+    }
+  });
+}
+
+absl::Status BucketedGradientSync::RebuildInArrivalOrder() {
+  rebuilt_ = true;
+  const int64_t n = static_cast<int64_t>(params_.size());
+  std::vector<int64_t> order;
+  order.reserve(n);
+  std::vector<bool> placed(n, false);
+  for (const int p : arrival_order_) {
+    if (!placed[p]) order.push_back(p);
+    placed[p] = true;
+  }
+  for (int64_t p = n - 1; p >= 0; --p) {
+    if (!placed[p]) order.push_back(p);
+  }
+  arrival_order_.clear();
+  DINO_ASSIGN_OR_RETURN(torch::Tensor agreed, TorchCallOr("bucket order", [&] {
+                          return torch::tensor(order, torch::kLong).to(group_->device());
+                        }));
+  DINO_RETURN_IF_ERROR(group_->Broadcast(agreed, 0));
+  std::vector<int> rank0_order(n);
+  DINO_RETURN_IF_ERROR(TorchCall("bucket order", [&] {
+    auto cpu = agreed.cpu();
+    auto acc = cpu.accessor<int64_t, 1>();
+    std::vector<bool> seen(n, false);
+    for (int64_t j = 0; j < n; ++j) {
+      TORCH_CHECK(acc[j] >= 0 && acc[j] < n && !seen[acc[j]], "rank 0 sent a bad bucket order");
+      seen[acc[j]] = true;
+      rank0_order[j] = static_cast<int>(acc[j]);
+    }
+  }));
+  return LayOutBuckets(rank0_order);
 }
 
 std::vector<std::vector<int>> BucketedGradientSync::bucket_layout() const {
@@ -148,6 +188,7 @@ void BucketedGradientSync::OnGrad(int param, const torch::Tensor& grad) {
     if (!produced_[param]) {
       produced_[param] = true;
       if (expected_[param]) --b.expected_pending;
+      if (!rebuilt_) arrival_order_.push_back(param);
     }
     LaunchReadyLocked();
   });
@@ -215,6 +256,9 @@ absl::Status BucketedGradientSync::FinishStep() {
   if (!all_expected_) DINO_RETURN_IF_ERROR(ReduceLateGradients());
   DINO_RETURN_IF_ERROR(WriteBack());
   trace_.reduced = clock_->Now();
+  if (options_.rebuild_after_first_step && !rebuilt_) {
+    DINO_RETURN_IF_ERROR(RebuildInArrivalOrder());
+  }
   return absl::OkStatus();
 }
 

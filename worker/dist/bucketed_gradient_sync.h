@@ -1,10 +1,15 @@
 // BucketedGradientSync: DDP-style gradient averaging over a ProcessGroupHandle, implementing the
 // core's dino::GradientSync.
 //
-// Layout: Attach() walks the parameters in reverse (the order backward produces their grads) and
-// packs them into buckets of at most `bucket_cap_bytes` (a parameter larger than the cap gets a
-// bucket of its own; a change of dtype or device starts a new bucket). The layout depends only on
-// the parameter list, so it is identical on every rank. Each bucket is one flat buffer:
+// Layout: Attach() walks the parameters in reverse (the order backward produces their grads when
+// the list follows the forward order) and packs them into buckets of at most `bucket_cap_bytes`
+// (a parameter larger than the cap gets a bucket of its own; a change of dtype or device starts a
+// new bucket). The layout depends only on the parameter list, so it is identical on every rank.
+// The list is not always in forward order (the Trainer's is grouped by weight decay), and then the
+// first bucket would wait for the very end of backward. So, as DDP does, the end of the first step
+// rebuilds the buckets in the order rank 0 actually received the gradients (parameters without a
+// gradient last), broadcast from rank 0 so that every rank uses the same layout
+// (GradientSyncOptions::rebuild_after_first_step). Each bucket is one flat buffer:
 //   [grad of param 0 | grad of param 1 | ... | has_grad flags | produced_this_step flags]
 // The flags ride along in the same all-reduce, so all ranks learn, for free, which parameters have
 // a gradient on some rank.
@@ -52,6 +57,8 @@ namespace dino::dist {
 
 struct GradientSyncOptions {
   int64_t bucket_cap_bytes = 25 * 1024 * 1024;
+  // Re-lay the buckets after the first step in rank 0's gradient arrival order (one broadcast).
+  bool rebuild_after_first_step = true;
 };
 
 // What one step did, for tests, logs and benchmarks.
@@ -107,6 +114,10 @@ class BucketedGradientSync final : public dino::GradientSync {
   torch::Tensor GradView(int param) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReduceLateGradients() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteBack() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Packs the parameters, in `order`, into buckets and allocates their buffers.
+  absl::Status LayOutBuckets(const std::vector<int>& order) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first step's rebuild: agree on rank 0's arrival order and lay the buckets out again.
+  absl::Status RebuildInArrivalOrder() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ProcessGroupHandle* const group_;
   const GradientSyncOptions options_;
@@ -126,6 +137,8 @@ class BucketedGradientSync final : public dino::GradientSync {
   std::vector<bool> had_grad_at_launch_ ABSL_GUARDED_BY(mu_);
   std::vector<torch::Tensor> late_ ABSL_GUARDED_BY(mu_);  // grads that missed their bucket
   absl::Status hook_error_ ABSL_GUARDED_BY(mu_);
+  bool rebuilt_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<int> arrival_order_ ABSL_GUARDED_BY(mu_);  // first gradients, until the rebuild
   StepTrace trace_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -161,7 +161,13 @@ TEST(BucketedGradientSyncTest, BucketsLaunchInOrderBeforeBackwardEnds) {
 }
 
 // The last layer (bucket 0, like DINO's frozen last layer) gets no grad at first, then trains.
-TEST(BucketedGradientSyncTest, FrozenLastLayerNeitherDeadlocksNorBlocksOverlap) {
+// Without the rebuild it stays in bucket 0, so its first gradients miss their bucket and take the
+// late all-reduce; with the rebuild it moves to the last buckets (it produced no gradient in the
+// first step) and its gradients ride with them.
+class FrozenLastLayerTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(FrozenLastLayerTest, NeitherDeadlocksNorBlocksOverlap) {
+  const bool rebuild = GetParam();
   constexpr int kSteps = 5;
   constexpr int kUnfreezeAt = 3;
   auto forward = [](Mlp& model, const torch::Tensor& x, bool frozen) {
@@ -189,10 +195,9 @@ TEST(BucketedGradientSyncTest, FrozenLastLayerNeitherDeadlocksNorBlocksOverlap) 
   }
   absl::Status s = RunRanks(2, "frozen", [&](int rank, ProcessGroupHandle* group) {
     Mlp model = MakeMlp(7);
-    BucketedGradientSync sync(group, GradientSyncOptions{600});
+    BucketedGradientSync sync(group, GradientSyncOptions{600, rebuild});
     RETURN_IF_FAILED(sync.Attach(model->parameters()));
-    const auto layout = sync.bucket_layout();
-    EXPECT_EQ(layout.front().front(), 7);  // the last layer's bias leads bucket 0
+    EXPECT_EQ(sync.bucket_layout().front().front(), 7);  // the last layer's bias leads bucket 0
     for (int step = 0; step < kSteps; ++step) {
       auto [x, y] = FullBatch(step);
       model->zero_grad();
@@ -216,7 +221,43 @@ TEST(BucketedGradientSyncTest, FrozenLastLayerNeitherDeadlocksNorBlocksOverlap) 
       if (step > 0 && step != kUnfreezeAt) {
         EXPECT_TRUE(trace.launches.front().during_backward) << "step " << step;
       }
-      EXPECT_EQ(trace.late_gradient_pass, step == kUnfreezeAt) << "step " << step;
+      EXPECT_EQ(trace.late_gradient_pass, !rebuild && step == kUnfreezeAt) << "step " << step;
+      if (rebuild && step == 0) {
+        const std::vector<std::vector<int>> arrival = {{5}, {4}, {3}, {2}, {1}, {0}, {7}, {6}};
+        EXPECT_EQ(sync.bucket_layout(), arrival);
+      }
+    }
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+}
+INSTANTIATE_TEST_SUITE_P(Rebuild, FrozenLastLayerTest, ::testing::Bool());
+
+// Parameters listed against their backward order: after the first step the buckets follow the
+// order the gradients arrived in, and launch during backward from then on.
+TEST(BucketedGradientSyncTest, RebuildsBucketsInGradientArrivalOrder) {
+  absl::Status s = RunRanks(2, "rebuild", [](int rank, ProcessGroupHandle* group) {
+    std::vector<torch::Tensor> p;
+    for (int i = 0; i < 3; ++i) p.push_back(torch::full({64}, 1.0 + i, torch::requires_grad()));
+    BucketedGradientSync sync(group, GradientSyncOptions{64 * 4});  // one parameter a bucket
+    RETURN_IF_FAILED(sync.Attach(p));
+    const std::vector<std::vector<int>> reverse = {{2}, {1}, {0}};
+    EXPECT_EQ(sync.bucket_layout(), reverse);
+    for (int step = 0; step < 3; ++step) {
+      for (auto& t : p) t.mutable_grad() = torch::Tensor();
+      sync.BeginStep();
+      // p2 is used first, p0 last: backward reaches p0 first.
+      ((p[2] * (rank + 1.0)) * p[1] * p[0]).sum().backward();
+      RETURN_IF_FAILED(sync.FinishStep());
+      // d/dp0 = (rank+1) * p1 * p2 = (rank+1) * 6; the mean over ranks is 9.
+      EXPECT_TRUE(torch::allclose(p[0].grad(), torch::full({64}, 9.0f)));
+      const std::vector<std::vector<int>> arrival = {{0}, {1}, {2}};
+      EXPECT_EQ(sync.bucket_layout(), arrival) << "step " << step;
+      const StepTrace trace = sync.last_trace();
+      if (step > 0) {
+        EXPECT_EQ(trace.launches.size(), 3u);
+        for (const auto& launch : trace.launches) EXPECT_TRUE(launch.during_backward);
+      }
     }
     return absl::OkStatus();
   });
