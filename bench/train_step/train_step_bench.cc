@@ -1,0 +1,168 @@
+// bench_train_step: the full DINO training step (teacher forward, student forward over all crops,
+// loss, backward, per-parameter clipping, AdamW, EMA, center) through dino::Trainer::Step.
+//
+// Configurations (issue 3):
+//   tiny28   vit_tiny, patch 4, 28 px, 1 channel, 2x28 + 6x12 crops, batch 64, default head
+//   small224 vit_small, patch 16, 224 px, 3 channels, 2x224 + 8x96 crops, batch 32, default head
+// on the CPU (all cores, fp32) and, when a CUDA device is visible, on cuda:0 with bf16 autocast.
+// Counters: images_per_s, GFLOP_per_s and peak_rss_MiB (VmHWM). Model FLOPs per step:
+//   3 x student forward (forward + backward ~ 2 x forward) + 1 x teacher forward on 2 globals,
+// each = backbone (BackboneForwardFlops per crop) + head (HeadForwardFlops per feature row).
+// bench/compare_pytorch_step.py runs the same model and step in PyTorch for the ratio.
+//
+// Flags (before Google Benchmark's own): --cpu_iters_tiny=N (default 4),
+// --cpu_iters_small=N (default 2), --gpu_iters=N (default 20).
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "worker/dino/collectives.h"
+#include "worker/dino/multicrop.h"
+#include "worker/dino/trainer.h"
+
+namespace {
+
+struct BenchCase {
+  std::string name;
+  dino::TrainConfig config;
+  int64_t iterations;
+};
+
+dino::TrainConfig Tiny28() {
+  dino::TrainConfig c;
+  c.model.preset = "vit_tiny";
+  c.model.patch_size = 4;
+  c.model.image_size = c.crops.global_crop_size = 28;
+  c.model.in_channels = 1;
+  c.crops.local_crop_size = 12;
+  c.crops.n_local_crops = 6;
+  c.optim.batch_size_per_rank = 64;
+  c.steps_per_epoch = 1000;
+  return c;
+}
+
+dino::TrainConfig Small224() {
+  dino::TrainConfig c;
+  c.model.preset = "vit_small";
+  c.model.patch_size = 16;
+  c.model.image_size = c.crops.global_crop_size = 224;
+  c.crops.local_crop_size = 96;
+  c.crops.n_local_crops = 8;
+  c.optim.batch_size_per_rank = 32;
+  c.steps_per_epoch = 1000;
+  return c;
+}
+
+double StepFlops(dino::TrainConfig c) {
+  if (!c.ApplyPreset().ok()) return 0;  // The preset sets dim/depth/heads, as Trainer::Create does.
+  const double b = static_cast<double>(c.optim.batch_size_per_rank);
+  const double head = dino::HeadForwardFlops(c.model, c.head);
+  const double global = dino::BackboneForwardFlops(c.model, c.crops.global_crop_size) + head;
+  const double local = dino::BackboneForwardFlops(c.model, c.crops.local_crop_size) + head;
+  const double student = 2 * global + static_cast<double>(c.crops.n_local_crops) * local;
+  return b * (3.0 * student + 2.0 * global);
+}
+
+double PeakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      double kib = 0;
+      if (absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib)) {
+        return kib / 1024.0;
+      }
+    }
+  }
+  return 0;
+}
+
+void RunTrainStep(benchmark::State& state, BenchCase bench) {
+  dino::TrainConfig config = bench.config;
+  dino::LocalCollectives collectives;
+  dino::LocalGradientSync sync;
+  auto trainer = dino::Trainer::Create(config, &collectives, &sync);
+  if (!trainer.ok()) {
+    state.SkipWithError(trainer.status().ToString().c_str());
+    return;
+  }
+  const torch::Device device((*trainer)->device());
+  std::vector<torch::Tensor> crops;
+  torch::manual_seed(0);
+  for (int64_t i = 0; i < config.n_crops(); ++i) {
+    const int64_t s = i < 2 ? config.crops.global_crop_size : config.crops.local_crop_size;
+    crops.push_back(torch::randn({config.optim.batch_size_per_rank, config.model.in_channels, s, s})
+                        .to(device));
+  }
+  // One untimed step: first-touch allocations and the AdamW state.
+  auto warm = (*trainer)->Step(crops);
+  if (!warm.ok()) {
+    state.SkipWithError(warm.status().ToString().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto r = (*trainer)->Step(crops);  // Step reads the loss on the host: it synchronises.
+    if (!r.ok()) {
+      state.SkipWithError(r.status().ToString().c_str());
+      return;
+    }
+  }
+  const double steps = static_cast<double>(state.iterations());
+  state.counters["images_per_s"] = benchmark::Counter(
+      steps * static_cast<double>(config.optim.batch_size_per_rank), benchmark::Counter::kIsRate);
+  state.counters["GFLOP_per_s"] =
+      benchmark::Counter(steps * StepFlops(config) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP_per_step"] = StepFlops(config) / 1e9;
+  state.counters["peak_rss_MiB"] = PeakRssMiB();
+  state.counters["threads"] = static_cast<double>(torch::get_num_threads());
+}
+
+int64_t FlagValue(int* argc, char** argv, const char* name, int64_t fallback) {
+  const std::string prefix = absl::StrCat("--", name, "=");
+  int64_t value = fallback;
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    if (std::strncmp(argv[i], prefix.c_str(), prefix.size()) == 0) {
+      if (!absl::SimpleAtoi(argv[i] + prefix.size(), &value)) value = fallback;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t tiny_iters = FlagValue(&argc, argv, "cpu_iters_tiny", 4);
+  const int64_t small_iters = FlagValue(&argc, argv, "cpu_iters_small", 2);
+  const int64_t gpu_iters = FlagValue(&argc, argv, "gpu_iters", 20);
+  std::vector<BenchCase> cases = {{"TrainStep/tiny28/cpu", Tiny28(), tiny_iters},
+                                  {"TrainStep/small224/cpu", Small224(), small_iters}};
+  if (torch::cuda::is_available()) {
+    for (auto [name, config] : {std::pair{"tiny28", Tiny28()}, std::pair{"small224", Small224()}}) {
+      config.device = "cuda:0";
+      config.bf16 = true;
+      cases.push_back({absl::StrCat("TrainStep/", name, "/cuda_bf16"), config, gpu_iters});
+    }
+  }
+  for (const BenchCase& c : cases) {
+    benchmark::RegisterBenchmark(c.name.c_str(), RunTrainStep, c)
+        ->Iterations(c.iterations)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
