@@ -63,7 +63,7 @@ absl::StatusOr<LoaderPosition> DecodeLoaderState(const std::string& bytes,
                                                  int64_t dataset_size) {
   std::vector<std::string> parts = absl::StrSplit(bytes, ' ');
   std::vector<uint64_t> v(parts.size(), 0);
-  bool ok = parts.size() == 10 && parts[0] == "dinoloader1";
+  bool ok = parts.size() == 9 && parts[0] == "dinoloader1";
   for (size_t i = 1; ok && i < parts.size(); ++i) ok = absl::SimpleAtoi(parts[i], &v[i]);
   if (!ok) return absl::InvalidArgumentError("loader state: malformed bytes");
   const std::string want = EncodeLoaderState(
