@@ -30,6 +30,11 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Turns the streamed expression into void; & binds looser than << and tighter than ?:.
+struct LogMessageVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace dino
 
 #define DINO_LOG_LEVEL_DEBUG ::dino::LogLevel::kDebug
@@ -37,7 +42,9 @@ class LogMessage {
 #define DINO_LOG_LEVEL_WARNING ::dino::LogLevel::kWarning
 #define DINO_LOG_LEVEL_ERROR ::dino::LogLevel::kError
 
-#define DINO_LOG(level)                                            \
-  if (DINO_LOG_LEVEL_##level < ::dino::MinLogLevel()) {            \
-  } else                                                           \
-    ::dino::LogMessage(DINO_LOG_LEVEL_##level, __FILE__, __LINE__).stream()
+// An expression (not an if/else), so `if (x) DINO_LOG(INFO) << ...;` has no dangling else.
+#define DINO_LOG(level)                                                 \
+  (DINO_LOG_LEVEL_##level < ::dino::MinLogLevel())                      \
+      ? (void)0                                                         \
+      : ::dino::LogMessageVoidify() &                                   \
+            ::dino::LogMessage(DINO_LOG_LEVEL_##level, __FILE__, __LINE__).stream()
