@@ -46,6 +46,7 @@ dino::run::RunOptions FashionMnistDefaults(const std::string& dir) {
   t.crops.local_crop_size = 12;
   t.crops.n_local_crops = 6;
   t.seed = 0;
+  o.augment = dino::data::AugmentOptions::ForResolution(28, 6);
   o.data.kind = "idx";
   o.data.path = dir + "/train-images-idx3-ubyte.gz";
   dino::data::DatasetSpec eval_train;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -42,11 +43,32 @@ absl::Status CheckOptions(const RunOptions& o) {
   return absl::OkStatus();
 }
 
+absl::Status WithPhase(absl::Status status, absl::string_view phase) {
+  if (!status.ok() && FailurePhase(status).empty()) {
+    status.SetPayload(kPhasePayload, absl::Cord(phase));
+  }
+  return status;
+}
+
+// DINO_RETURN_IF_ERROR that tags the failure with a phase.
+#define DINO_RETURN_IN_PHASE(expr, phase)              \
+  do {                                                 \
+    absl::Status dino_phase_status = (expr);           \
+    if (!dino_phase_status.ok()) {                     \
+      return WithPhase(std::move(dino_phase_status), phase); \
+    }                                                  \
+  } while (0)
+
 std::string CheckpointPath(const std::string& dir, int64_t step) {
   return absl::StrFormat("%s/%s%010d%s", dir, kCheckpointPrefix, step, kCheckpointSuffix);
 }
 
 }  // namespace
+
+std::string FailurePhase(const absl::Status& status) {
+  std::optional<absl::Cord> phase = status.GetPayload(kPhasePayload);
+  return phase.has_value() ? std::string(*phase) : std::string();
+}
 
 TrainingRun::TrainingRun(RunOptions options, Collectives* collectives, FileSystem* fs)
     : options_(std::move(options)), collectives_(collectives), fs_(fs) {}
@@ -57,17 +79,13 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
                                                                  Collectives* collectives,
                                                                  GradientSync* sync,
                                                                  FileSystem* fs) {
-  DINO_RETURN_IF_ERROR(CheckOptions(options));
+  DINO_RETURN_IN_PHASE(CheckOptions(options), "config");
   std::unique_ptr<TrainingRun> run(new TrainingRun(std::move(options), collectives, fs));
   RunOptions& o = run->options_;
   TrainConfig& train = o.train;
 
-  DINO_ASSIGN_OR_RETURN(run->dataset_, data::OpenDataset(o.data));
-  DINO_ASSIGN_OR_RETURN(run->stats_, data::EstimateNormalization(*run->dataset_));
-  if (o.eval_train.has_value()) {
-    DINO_ASSIGN_OR_RETURN(run->eval_train_, data::OpenDataset(*o.eval_train));
-    DINO_ASSIGN_OR_RETURN(run->eval_test_, data::OpenDataset(*o.eval_test));
-  }
+  absl::Status data_status = run->OpenData();
+  DINO_RETURN_IN_PHASE(data_status, "data");
 
   // The training config is the single source of the crop geometry and the image channels.
   train.world_size = collectives->world_size();
@@ -87,33 +105,55 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
   lo.threads = o.loader_threads > 0
                    ? static_cast<int>(o.loader_threads)
                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  DINO_ASSIGN_OR_RETURN(lo.device, TorchCallOr("parsing the device", [&] {
-                          return torch::Device(train.device);
-                        }));
+  absl::StatusOr<torch::Device> device =
+      TorchCallOr("parsing the device", [&] { return torch::Device(train.device); });
+  DINO_RETURN_IN_PHASE(device.status(), "config");
+  lo.device = *device;
   run->loader_options_ = lo;
-  DINO_ASSIGN_OR_RETURN(run->loader_,
-                        data::Loader::Create(run->dataset_, lo, o.augment, run->stats_));
+  absl::StatusOr<std::unique_ptr<data::Loader>> loader =
+      data::Loader::Create(run->dataset_, lo, o.augment, run->stats_);
+  DINO_RETURN_IN_PHASE(loader.status(), "config");
+  run->loader_ = std::move(*loader);
   train.steps_per_epoch = run->loader_->steps_per_epoch();
 
-  DINO_ASSIGN_OR_RETURN(run->trainer_, Trainer::Create(train, collectives, sync));
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(train, collectives, sync);
+  // A failed collective while broadcasting the initial weights is a training-time failure.
+  DINO_RETURN_IN_PHASE(trainer.status(),
+                       absl::IsAborted(trainer.status()) ? "train" : "config");
+  run->trainer_ = std::move(*trainer);
   if (!o.resume_from.empty()) {
-    DINO_ASSIGN_OR_RETURN(std::string bytes, fs->ReadFile(o.resume_from));
-    DINO_ASSIGN_OR_RETURN(CheckpointExtras extras,
-                          run->trainer_->LoadCheckpointBytes(bytes, o.resume_from));
-    absl::StatusOr<data::LoaderPosition> position =
-        data::DecodeLoaderState(extras.loader_state, lo, run->dataset_->size());
-    if (!position.ok()) return Annotate(position.status(), o.resume_from);
-    DINO_RETURN_IF_ERROR(run->loader_->Seek(*position));
+    absl::Status resume = run->Resume(lo);
+    DINO_RETURN_IN_PHASE(resume, "checkpoint");
     DINO_LOG(INFO) << "resumed from " << o.resume_from << " at step " << run->trainer_->step();
   }
   if (collectives->rank() == 0) {
-    DINO_RETURN_IF_ERROR(fs->CreateDirs(o.work_dir + "/checkpoints"));
+    DINO_RETURN_IN_PHASE(fs->CreateDirs(o.work_dir + "/checkpoints"), "train");
   }
   return run;
 }
 
-absl::Status TrainingRun::WriteCheckpoint(bool final, const RunCallbacks& callbacks,
-                                          RunResult* result) {
+absl::Status TrainingRun::OpenData() {
+  DINO_ASSIGN_OR_RETURN(dataset_, data::OpenDataset(options_.data));
+  DINO_ASSIGN_OR_RETURN(stats_, data::EstimateNormalization(*dataset_));
+  if (options_.eval_train.has_value()) {
+    DINO_ASSIGN_OR_RETURN(eval_train_, data::OpenDataset(*options_.eval_train));
+    DINO_ASSIGN_OR_RETURN(eval_test_, data::OpenDataset(*options_.eval_test));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrainingRun::Resume(const data::LoaderOptions& loader_options) {
+  const std::string& path = options_.resume_from;
+  DINO_ASSIGN_OR_RETURN(std::string bytes, fs_->ReadFile(path));
+  DINO_ASSIGN_OR_RETURN(CheckpointExtras extras, trainer_->LoadCheckpointBytes(bytes, path));
+  absl::StatusOr<data::LoaderPosition> position =
+      data::DecodeLoaderState(extras.loader_state, loader_options, dataset_->size());
+  if (!position.ok()) return Annotate(position.status(), path);
+  return loader_->Seek(*position);
+}
+
+absl::Status TrainingRun::WriteCheckpoint(bool final, const StepResult& last,
+                                          const RunCallbacks& callbacks, RunResult* result) {
   if (collectives_->rank() != 0) return absl::OkStatus();
   const std::string dir = options_.work_dir + "/checkpoints";
   CheckpointExtras extras;
@@ -125,8 +165,10 @@ absl::Status TrainingRun::WriteCheckpoint(bool final, const RunCallbacks& callba
   info.step = trainer_->step();
   info.epoch = trainer_->epoch();
   info.final = final;
+  info.last_step = last;
+  if (result->knn.has_value() && result->knn_step == info.step) info.knn_top1 = result->knn->top1;
   info.path = CheckpointPath(dir, info.step);
-  if (result->last_checkpoint == info.path) return absl::OkStatus();  // Already written.
+  if (result->last_checkpoint == info.path && !final) return absl::OkStatus();
   DINO_RETURN_IF_ERROR(trainer_->SaveCheckpoint(fs_, info.path, extras));
   result->last_checkpoint = info.path;
 
@@ -149,17 +191,21 @@ absl::Status TrainingRun::WriteCheckpoint(bool final, const RunCallbacks& callba
   return absl::OkStatus();
 }
 
-absl::Status TrainingRun::Evaluate(const RunCallbacks& callbacks, RunResult* result) {
-  if (collectives_->rank() != 0 || eval_train_ == nullptr) return absl::OkStatus();
+absl::StatusOr<std::optional<double>> TrainingRun::Evaluate(const RunCallbacks& callbacks,
+                                                            RunResult* result) {
+  if (collectives_->rank() != 0 || eval_train_ == nullptr) return std::optional<double>();
   EvalOptions eo;
   eo.image_size = options_.train.crops.global_crop_size;
   eo.max_train = options_.eval_max_train;
   eo.max_test = options_.eval_max_test;
+  eo.k = options_.knn_k;
+  eo.temperature = options_.knn_temperature;
   eo.on_progress = callbacks.on_eval_progress;
   DINO_ASSIGN_OR_RETURN(KnnResult knn,
                         EvaluateKnn(trainer_->teacher_backbone(), *eval_train_, *eval_test_,
                                     stats_, eo, trainer_->device(), options_.train.bf16));
   result->knn = knn;
+  result->knn_step = trainer_->step();
   if (callbacks.on_eval) {
     EvalInfo info;
     info.epoch = trainer_->epoch();
@@ -167,10 +213,16 @@ absl::Status TrainingRun::Evaluate(const RunCallbacks& callbacks, RunResult* res
     info.knn = knn;
     callbacks.on_eval(info);
   }
-  return absl::OkStatus();
+  return std::optional<double>(knn.top1);
 }
 
 absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {
+  absl::StatusOr<RunResult> result = RunSteps(callbacks);
+  if (!result.ok()) return WithPhase(result.status(), "train");
+  return result;
+}
+
+absl::StatusOr<RunResult> TrainingRun::RunSteps(const RunCallbacks& callbacks) {
   RunResult result;
   const TrainConfig& train = trainer_->config();
   const int64_t total = train.total_steps();
@@ -179,14 +231,16 @@ absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {
   absl::Time window_start = start;
   double window_wait_start = loader_->data_wait_seconds();
   int64_t window_steps = 0;
+  StepResult last;
 
   while (trainer_->step() < total) {
     if (callbacks.should_stop && callbacks.should_stop()) {
       result.cancelled = true;
       break;
     }
-    DINO_ASSIGN_OR_RETURN(data::MultiCropBatch batch, loader_->Next());
-    DINO_ASSIGN_OR_RETURN(StepResult step, trainer_->Step(batch.crops));
+    absl::StatusOr<data::MultiCropBatch> batch = loader_->Next();
+    DINO_RETURN_IN_PHASE(batch.status(), "data");
+    DINO_ASSIGN_OR_RETURN(last, trainer_->Step(batch->crops));
     ++window_steps;
     const int64_t done = trainer_->step();
 
@@ -195,7 +249,7 @@ absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {
       const double seconds = std::max(1e-9, absl::ToDoubleSeconds(now - window_start));
       const double wait = loader_->data_wait_seconds();
       Progress p;
-      p.step = step;
+      p.step = last;
       p.total_steps = total;
       p.images_per_second = static_cast<double>(window_steps * train.global_batch()) / seconds;
       p.data_wait_fraction = std::min(1.0, (wait - window_wait_start) / seconds);
@@ -204,23 +258,24 @@ absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {
       window_wait_start = wait;
       window_steps = 0;
     }
+    if (done == total) break;
     const bool epoch_end = done % per_epoch == 0;
+    if (epoch_end && options_.eval_every_epochs > 0 &&
+        (done / per_epoch) % options_.eval_every_epochs == 0) {
+      DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result).status());
+    }
     const bool periodic =
         options_.checkpoint_every_steps > 0 && done % options_.checkpoint_every_steps == 0;
-    if (done < total && (epoch_end || periodic)) {
-      DINO_RETURN_IF_ERROR(WriteCheckpoint(/*final=*/false, callbacks, &result));
-    }
-    if (done < total && epoch_end && options_.eval_every_epochs > 0 &&
-        (done / per_epoch) % options_.eval_every_epochs == 0) {
-      DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result));
+    if (epoch_end || periodic) {
+      DINO_RETURN_IF_ERROR(WriteCheckpoint(/*final=*/false, last, callbacks, &result));
     }
   }
   result.steps = trainer_->step();
   result.train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (result.cancelled) return result;
 
-  DINO_RETURN_IF_ERROR(WriteCheckpoint(/*final=*/true, callbacks, &result));
-  DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result));
+  DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result).status());
+  DINO_RETURN_IF_ERROR(WriteCheckpoint(/*final=*/true, last, callbacks, &result));
   if (collectives_->rank() == 0) {
     result.exported_teacher = options_.work_dir + "/teacher_backbone.pth";
     DINO_RETURN_IF_ERROR(ExportTeacherBackbone(*trainer_, fs_, result.exported_teacher));

@@ -50,6 +50,8 @@ struct RunOptions {
   int64_t eval_max_train = 0;  // 0 = all.
   int64_t eval_max_test = 0;
   int64_t eval_every_epochs = 0;  // 0: only at the end.
+  int64_t knn_k = 20;
+  double knn_temperature = 0.07;
   int64_t checkpoint_every_steps = 0;  // 0: only at epoch ends and the end.
   int64_t progress_every_steps = 10;
   int64_t keep_checkpoints = 3;  // Newest checkpoint files kept in work_dir/checkpoints.
@@ -69,7 +71,16 @@ struct CheckpointInfo {
   int64_t step = 0;  // Steps completed when it was written.
   int64_t epoch = 0;
   bool final = false;
+  StepResult last_step;             // Statistics of the step just before it.
+  std::optional<double> knn_top1;   // When evaluated at this step.
 };
+
+// Where a failure happened, attached to a failing Status as the payload kPhasePayload so that the
+// worker can tell a bad dataset from a corrupt checkpoint or a bad config:
+//   "data" (opening or reading the dataset), "checkpoint" (the resume checkpoint),
+//   "config" (the training config), "train" (a step, collective or callback).
+inline constexpr char kPhasePayload[] = "dino.run/phase";
+std::string FailurePhase(const absl::Status& status);  // "" when none is attached.
 
 struct EvalInfo {
   int64_t epoch = 0;  // Epochs completed.
@@ -92,6 +103,7 @@ struct RunResult {
   int64_t steps = 0;
   bool cancelled = false;
   std::optional<KnnResult> knn;     // The last evaluation, if any.
+  int64_t knn_step = -1;            // The step it was made at.
   std::string last_checkpoint;      // Empty on ranks other than 0.
   std::string exported_teacher;     // Empty unless rank 0 finished.
   double train_seconds = 0;
@@ -112,8 +124,14 @@ class TrainingRun {
 
  private:
   TrainingRun(RunOptions options, Collectives* collectives, FileSystem* fs);
-  absl::Status WriteCheckpoint(bool final, const RunCallbacks& callbacks, RunResult* result);
-  absl::Status Evaluate(const RunCallbacks& callbacks, RunResult* result);
+  absl::Status OpenData();
+  absl::Status Resume(const data::LoaderOptions& loader_options);
+  absl::StatusOr<RunResult> RunSteps(const RunCallbacks& callbacks);
+  absl::Status WriteCheckpoint(bool final, const StepResult& last, const RunCallbacks& callbacks,
+                               RunResult* result);
+  // Evaluates on rank 0 when an eval split is configured; returns the top-1 if it evaluated.
+  absl::StatusOr<std::optional<double>> Evaluate(const RunCallbacks& callbacks,
+                                                 RunResult* result);
 
   RunOptions options_;
   Collectives* collectives_;

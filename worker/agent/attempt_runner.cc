@@ -1,0 +1,321 @@
+#include "worker/agent/attempt_runner.h"
+
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/file_system.h"
+#include "common/logging.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "worker/agent/spec_convert.h"
+#include "worker/dino/collectives.h"
+#include "worker/dist/bucketed_gradient_sync.h"
+#include "worker/dist/c10d_collectives.h"
+#include "worker/dist/process_group.h"
+#include "worker/run/training_run.h"
+
+namespace dino::agent {
+namespace {
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad rendezvous address '", address, "': expected host:port"));
+  }
+  return std::make_pair(address.substr(0, colon), port);
+}
+
+dino::v1::StepStats ToProto(const run::Progress& p) {
+  dino::v1::StepStats s;
+  s.set_step(p.step.step);
+  s.set_epoch(p.step.epoch);
+  s.set_total_steps(p.total_steps);
+  s.set_loss(p.step.loss);
+  s.set_lr(p.step.lr);
+  s.set_weight_decay(p.step.weight_decay);
+  s.set_teacher_momentum(p.step.teacher_momentum);
+  s.set_teacher_temp(p.step.teacher_temp);
+  s.set_teacher_entropy(p.step.teacher_entropy);
+  s.set_batch_mean_entropy(p.step.batch_mean_entropy);
+  s.set_kl(p.step.kl_teacher_student);
+  s.set_center_norm(p.step.center_norm);
+  s.set_images_per_second(p.images_per_second);
+  s.set_data_wait_fraction(p.data_wait_fraction);
+  *s.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  return s;
+}
+
+}  // namespace
+
+dino::v1::FailureReason ClassifyFailure(const absl::Status& status) {
+  const std::string phase = run::FailurePhase(status);
+  if (phase == "data") return dino::v1::FAILURE_REASON_BAD_DATASET;
+  if (phase == "checkpoint") return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
+  if (phase == "config") return dino::v1::FAILURE_REASON_INVALID_SPEC;
+  if (absl::IsResourceExhausted(status)) return dino::v1::FAILURE_REASON_OUT_OF_MEMORY;
+  if (absl::IsAborted(status) || absl::IsUnavailable(status) ||
+      absl::IsDeadlineExceeded(status)) {
+    return dino::v1::FAILURE_REASON_COLLECTIVE_ABORT;
+  }
+  if (absl::IsFailedPrecondition(status) &&
+      absl::StrContains(status.message(), "non-finite")) {
+    return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
+  }
+  return dino::v1::FAILURE_REASON_INTERNAL;
+}
+
+AttemptRunner::AttemptRunner(dino::v1::Assignment assignment, RunnerOptions options,
+                             CoordinatorLink* link, std::function<std::string()> worker_id,
+                             Clock* clock)
+    : assignment_(std::move(assignment)),
+      options_(std::move(options)),
+      link_(link),
+      worker_id_(std::move(worker_id)),
+      clock_(clock) {
+  attempt_dir_ = absl::StrCat(options_.work_dir, "/", assignment_.job_id(), "/attempt-",
+                              assignment_.attempt(), "-rank-", assignment_.rank());
+}
+
+AttemptRunner::~AttemptRunner() {
+  Abort("worker shutting down");
+  if (thread_.joinable()) thread_.join();
+}
+
+void AttemptRunner::Start() {
+  thread_ = std::thread([this] { Main(); });
+}
+
+void AttemptRunner::Cancel(const std::string& reason) {
+  if (!cancel_.exchange(true)) {
+    DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt()
+                   << ": cancel (" << reason << ")";
+  }
+}
+
+void AttemptRunner::Abort(const std::string& reason) {
+  if (abort_.exchange(true)) return;
+  DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt() << ": abort ("
+                 << reason << ")";
+  absl::MutexLock lock(&mu_);
+  if (group_ != nullptr) group_->Abort(absl::AbortedError(reason));
+}
+
+dino::v1::RunningAttempt AttemptRunner::running() const {
+  dino::v1::RunningAttempt r;
+  r.set_job_id(assignment_.job_id());
+  r.set_attempt(assignment_.attempt());
+  r.set_rank(assignment_.rank());
+  r.set_step(step_.load());
+  return r;
+}
+
+absl::Status AttemptRunner::final_status() const {
+  absl::MutexLock lock(&mu_);
+  return final_status_;
+}
+
+bool AttemptRunner::ShouldStop() const {
+  return cancel_.load() || abort_.load() ||
+         (reporter_ != nullptr && (reporter_->cancel_requested() || reporter_->stale()));
+}
+
+void AttemptRunner::Main() {
+  if (assignment_.rank() == 0) {
+    reporter_ = std::make_unique<Reporter>(link_, assignment_.job_id(), assignment_.attempt(),
+                                           worker_id_, clock_);
+  }
+  absl::Status status = Train();
+  {
+    absl::MutexLock lock(&mu_);
+    final_status_ = status;
+  }
+  if (!status.ok()) {
+    DINO_LOG(WARNING) << assignment_.job_id() << " attempt " << assignment_.attempt() << " rank "
+                      << assignment_.rank() << ": " << status;
+  }
+  done_.store(true);
+}
+
+void AttemptRunner::Report(dino::v1::AttemptOutcome outcome, const absl::Status& status,
+                           int64_t step, std::optional<double> knn_top1) {
+  dino::v1::ReportResultRequest result;
+  result.set_job_id(assignment_.job_id());
+  result.set_attempt(assignment_.attempt());
+  result.set_rank(assignment_.rank());
+  result.set_outcome(outcome);
+  result.set_final_step(step);
+  if (!status.ok()) {
+    result.set_failure_reason(ClassifyFailure(status));
+    result.set_message(std::string(status.message()));
+  }
+  if (knn_top1.has_value()) result.set_knn_top1(*knn_top1);
+  if (reporter_ != nullptr) {
+    reporter_->SetResult(result);
+    absl::Status drained = reporter_->Drain([this] { return abort_.load(); });
+    if (!drained.ok()) DINO_LOG(WARNING) << "reporting the result: " << drained;
+    return;
+  }
+  absl::Status sent = RetryTransient(
+      "result report",
+      [&] {
+        result.set_worker_id(worker_id_());
+        return link_->ReportResult(result);
+      },
+      [this] { return abort_.load(); }, clock_);
+  if (!sent.ok()) DINO_LOG(WARNING) << "reporting the result: " << sent;
+}
+
+absl::StatusOr<std::string> AttemptRunner::FetchResumeCheckpoint() {
+  const dino::v1::CheckpointInfo& ckpt = assignment_.resume_checkpoint();
+  const std::string cache = absl::StrCat(options_.work_dir, "/cache/",
+                                         ckpt.sha256().empty() ? ckpt.id() : ckpt.sha256(),
+                                         ".dino");
+  FileSystem* fs = DefaultFileSystem();
+  if (fs->Exists(cache)) {
+    absl::StatusOr<std::string> bytes = fs->ReadFile(cache);
+    if (bytes.ok() && (ckpt.sha256().empty() || Sha256::Of(*bytes) == ckpt.sha256())) {
+      DINO_LOG(INFO) << "resume checkpoint " << ckpt.id() << " found in the cache";
+      return cache;
+    }
+    DINO_LOG(WARNING) << "cached " << cache << " does not verify; downloading again";
+  }
+  absl::Status s = RetryTransient(
+      absl::StrCat("download of checkpoint ", ckpt.id()),
+      [&] {
+        return link_->DownloadCheckpoint(assignment_.job_id(), ckpt.id(), ckpt.sha256(), cache);
+      },
+      [this] { return abort_.load() || cancel_.load(); }, clock_);
+  if (!s.ok()) {
+    s.SetPayload(run::kPhasePayload, absl::Cord("checkpoint"));
+    return s;
+  }
+  return cache;
+}
+
+absl::Status AttemptRunner::Train() {
+  LocalResources local;
+  local.device = options_.device;
+  local.threads = options_.threads;
+  local.work_dir = attempt_dir_;
+  absl::StatusOr<run::RunOptions> run_options = RunOptionsFromSpec(assignment_.spec(), local);
+  if (!run_options.ok()) {
+    absl::Status s = run_options.status();
+    s.SetPayload(run::kPhasePayload, absl::Cord("config"));
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, s, 0, std::nullopt);
+    return s;
+  }
+  if (assignment_.has_resume_checkpoint() && !assignment_.resume_checkpoint().id().empty()) {
+    absl::StatusOr<std::string> path = FetchResumeCheckpoint();
+    if (!path.ok()) {
+      Report(dino::v1::ATTEMPT_OUTCOME_FAILED, path.status(), 0, std::nullopt);
+      return path.status();
+    }
+    run_options->resume_from = *path;
+  }
+
+  // The process group lives as long as the run; one rank needs none.
+  std::unique_ptr<dist::ProcessGroupHandle> group;
+  std::unique_ptr<Collectives> collectives;
+  std::unique_ptr<GradientSync> sync;
+  if (assignment_.world_size() > 1) {
+    dist::Rendezvous rv;
+    rv.job_id = assignment_.job_id();
+    rv.attempt = assignment_.attempt();
+    rv.rank = assignment_.rank();
+    rv.world_size = assignment_.world_size();
+    absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(assignment_.master_address());
+    absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> created = hp.status();
+    if (hp.ok()) {
+      rv.master_host = hp->first;
+      rv.master_port = hp->second;
+      dist::DistOptions dopts;
+      dopts.device = torch::Device(options_.device);
+      dopts.timeout = options_.collective_timeout;
+      dopts.rendezvous_timeout = options_.rendezvous_timeout;
+      created = dist::CreateProcessGroup(rv, dopts);
+    }
+    if (!created.ok()) {
+      absl::Status s = created.status();
+      s.SetPayload(run::kPhasePayload, absl::Cord("train"));
+      Report(dino::v1::ATTEMPT_OUTCOME_FAILED, absl::AbortedError(s.message()), 0, std::nullopt);
+      return s;
+    }
+    group = std::move(*created);
+    {
+      absl::MutexLock lock(&mu_);
+      group_ = group.get();
+      if (abort_.load()) group_->Abort(absl::AbortedError("aborted while joining"));
+    }
+    collectives = std::make_unique<dist::C10dCollectives>(group.get());
+    sync = std::make_unique<dist::BucketedGradientSync>(group.get());
+  } else {
+    collectives = std::make_unique<LocalCollectives>();
+    sync = std::make_unique<LocalGradientSync>();
+  }
+  auto release_group = [&] {
+    sync.reset();
+    collectives.reset();
+    absl::MutexLock lock(&mu_);
+    group_ = nullptr;
+  };
+
+  absl::StatusOr<std::unique_ptr<run::TrainingRun>> training = run::TrainingRun::Create(
+      *run_options, collectives.get(), sync.get(), DefaultFileSystem());
+  absl::StatusOr<run::RunResult> result = training.status();
+  if (training.ok()) {
+    step_.store((*training)->trainer().step());
+    run::RunCallbacks callbacks;
+    callbacks.should_stop = [this] { return ShouldStop(); };
+    callbacks.on_progress = [this](const run::Progress& p) {
+      step_.store(p.step.step + 1);
+      if (reporter_ != nullptr) reporter_->AddProgress(ToProto(p));
+    };
+    callbacks.on_checkpoint = [this](const run::CheckpointInfo& c) {
+      step_.store(c.step);
+      if (reporter_ == nullptr) return absl::OkStatus();
+      dino::v1::CheckpointUploadHeader h;
+      h.set_job_id(assignment_.job_id());
+      h.set_attempt(assignment_.attempt());
+      h.set_step(c.step);
+      h.set_epoch(c.epoch);
+      h.set_loss(c.last_step.loss);
+      h.set_center_norm(c.last_step.center_norm);
+      h.set_teacher_entropy(c.last_step.teacher_entropy);
+      h.set_batch_mean_entropy(c.last_step.batch_mean_entropy);
+      h.set_kl(c.last_step.kl_teacher_student);
+      if (c.knn_top1.has_value()) h.set_knn_top1(*c.knn_top1);
+      h.set_is_final(c.final);
+      reporter_->AddCheckpoint(h, c.path);
+      return absl::OkStatus();
+    };
+    result = (*training)->Run(callbacks);
+    training->reset();
+  }
+  release_group();
+  group.reset();  // Tears down the backend and the store before reporting.
+
+  if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
+    return absl::AbortedError("attempt aborted");  // No result is expected after an abort.
+  }
+  if (!result.ok()) {
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, result.status(), step_.load(), std::nullopt);
+    return result.status();
+  }
+  std::optional<double> knn;
+  if (result->knn.has_value()) knn = result->knn->top1;
+  step_.store(result->steps);
+  Report(result->cancelled ? dino::v1::ATTEMPT_OUTCOME_CANCELLED
+                           : dino::v1::ATTEMPT_OUTCOME_SUCCEEDED,
+         absl::OkStatus(), result->steps, knn);
+  return absl::OkStatus();
+}
+
+}  // namespace dino::agent

@@ -1,0 +1,89 @@
+// AttemptRunner: runs one Assignment (one rank of one attempt of a job) on its own thread:
+//   1. converts the JobSpec into RunOptions;
+//   2. fetches the resume checkpoint (a cached copy with the same sha256, else a verified download);
+//   3. joins the c10d process group of the attempt (world_size > 1);
+//   4. trains through run::TrainingRun; rank 0 queues progress, checkpoints and the k-NN result on
+//      a Reporter;
+//   5. reports the outcome (every rank), with a FailureReason the coordinator's retry policy uses.
+// Cancel stops training at the next step boundary; Abort also breaks a collective in flight.
+//
+// Ownership: the Agent owns runners; a runner borrows the link and clock. Destruction aborts and
+// joins. Thread-safety: Cancel/Abort/running/done may be called from any thread.
+// Failure: reported to the coordinator, never thrown; `final_status()` keeps it for logs/tests.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "dino/v1/worker.pb.h"
+#include "worker/agent/coordinator_link.h"
+#include "worker/agent/reporter.h"
+
+namespace dino::dist {
+class ProcessGroupHandle;
+}
+
+namespace dino::agent {
+
+struct RunnerOptions {
+  std::string device = "cpu";
+  int threads = 0;
+  std::string work_dir;  // The worker's directory; attempts go to <work_dir>/<job>/attempt-<n>.
+  int rendezvous_port = 29500;  // Where this worker serves the TCPStore when it is rank 0.
+  absl::Duration collective_timeout = absl::Seconds(60);
+  absl::Duration rendezvous_timeout = absl::Seconds(120);
+};
+
+// The failure reason for a Status from a run (uses run::FailurePhase and the status code).
+dino::v1::FailureReason ClassifyFailure(const absl::Status& status);
+
+class AttemptRunner {
+ public:
+  AttemptRunner(dino::v1::Assignment assignment, RunnerOptions options, CoordinatorLink* link,
+                std::function<std::string()> worker_id, Clock* clock);
+  ~AttemptRunner();
+
+  void Start();
+  void Cancel(const std::string& reason);
+  void Abort(const std::string& reason);
+
+  const dino::v1::Assignment& assignment() const { return assignment_; }
+  dino::v1::RunningAttempt running() const;
+  bool done() const { return done_.load(); }
+  absl::Status final_status() const;
+
+ private:
+  void Main();
+  absl::Status Train();
+  absl::StatusOr<std::string> FetchResumeCheckpoint();
+  bool ShouldStop() const;
+  void Report(dino::v1::AttemptOutcome outcome, const absl::Status& status, int64_t step,
+              std::optional<double> knn_top1);
+
+  const dino::v1::Assignment assignment_;
+  const RunnerOptions options_;
+  CoordinatorLink* const link_;
+  const std::function<std::string()> worker_id_;
+  Clock* const clock_;
+  std::string attempt_dir_;
+
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> abort_{false};
+  std::atomic<bool> done_{false};
+  std::atomic<int64_t> step_{0};
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  dist::ProcessGroupHandle* group_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while training.
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Reporter> reporter_;
+};
+
+}  // namespace dino::agent

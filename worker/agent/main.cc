@@ -1,0 +1,97 @@
+// dino-worker: joins a dinotrain coordinator and trains the job ranks it is assigned.
+//
+//   dino-worker --coordinator HOST:PORT --device cpu|cuda:N --threads N --rendezvous-port P
+//               [--metrics-port P] [--name NAME] [--work-dir DIR] [--advertise-host HOST]
+//
+// Several workers can run on one machine with different rendezvous ports (and work dirs). The
+// worker keeps retrying an unreachable coordinator with backoff; SIGINT/SIGTERM stop it.
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
+#include "common/metrics_process.h"
+#include "worker/agent/agent.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
+  dino::agent::AgentOptions options;
+  int metrics_port = 0;
+  int64_t timeout_seconds = 60;
+  options.runner.work_dir = "dino-worker-data";
+  app.add_option("--coordinator", options.coordinator, "Coordinator address HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--device", options.runner.device, "cpu or cuda:N")
+      ->capture_default_str()
+      ->check([](const std::string& d) -> std::string {
+        if (d == "cpu" || d.rfind("cuda:", 0) == 0) return "";
+        return "must be cpu or cuda:N";
+      });
+  app.add_option("--threads", options.runner.threads, "Intra-op threads; 0 = all cores")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--rendezvous-port", options.runner.rendezvous_port,
+                 "Port of this worker's c10d store when it is rank 0")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("--metrics-port", metrics_port, "Serve /metrics here; 0 = off")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--name", options.name, "Worker name (default hostname:rendezvous-port)");
+  app.add_option("--work-dir", options.runner.work_dir,
+                 "Checkpoints, cache and exports of this worker")
+      ->capture_default_str();
+  app.add_option("--advertise-host", options.advertise_host,
+                 "Host name or address peers use to reach this worker (default: hostname)");
+  app.add_option("--collective-timeout", timeout_seconds,
+                 "Seconds before a hung collective aborts the attempt")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  app.footer(
+      "Example: dino-worker --coordinator localhost:50051 --device cpu --threads 2 "
+      "--rendezvous-port 29500");
+  CLI11_PARSE(app, argc, argv);
+  options.runner.collective_timeout = absl::Seconds(timeout_seconds);
+
+  // Signals are taken by a watcher thread, which stops the agent cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  dino::metrics::Registry registry;
+  std::unique_ptr<dino::metrics::MetricsHttpServer> metrics;
+  if (metrics_port > 0) {
+    absl::Status s = dino::metrics::RegisterProcessMetrics(&registry);
+    if (s.ok()) {
+      metrics = std::make_unique<dino::metrics::MetricsHttpServer>(&registry);
+      s = metrics->Start("", metrics_port);
+    }
+    if (!s.ok()) {
+      std::cerr << "dino-worker: metrics: " << s << "\n";
+      return 1;
+    }
+  }
+
+  dino::agent::Agent agent(options, dino::RealClock::Get());
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    DINO_LOG(INFO) << "signal " << sig << ": stopping";
+    agent.Shutdown();
+  });
+  DINO_LOG(INFO) << "dino-worker " << options.runner.device << " connecting to "
+                 << options.coordinator;
+  agent.Run();
+  // Wake the watcher if Run ended for another reason.
+  pthread_kill(watcher.native_handle(), SIGTERM);
+  watcher.join();
+  return 0;
+}

@@ -1,0 +1,74 @@
+// Reporter: rank 0's outbox to the coordinator. Progress reports, checkpoint uploads and the
+// final result are queued by the training thread and sent in order by one background thread,
+// which retries transient failures with backoff, so training never blocks on the coordinator and
+// nothing is lost across a coordinator restart.
+//
+// Progress is batched: every send carries all the statistics not yet acknowledged. A checkpoint
+// whose file was pruned before it could be sent is skipped (a newer one supersedes it). The
+// result is sent only after every queued checkpoint went through.
+//
+// Ownership: borrows the link, the clock and the worker-id source. Thread-safety: all methods may
+// be called from any thread. Failure: a FAILED_PRECONDITION answer (the attempt is no longer
+// current) marks the reporter stale; the runner then drops the attempt.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "worker/agent/coordinator_link.h"
+
+namespace dino::agent {
+
+class Reporter {
+ public:
+  Reporter(CoordinatorLink* link, std::string job_id, int attempt,
+           std::function<std::string()> worker_id, Clock* clock);
+  ~Reporter();  // Stops without waiting for unsent items (see Drain).
+
+  void AddProgress(const dino::v1::StepStats& stats);
+  void AddCheckpoint(dino::v1::CheckpointUploadHeader header, std::string path);
+  void SetResult(dino::v1::ReportResultRequest result);
+
+  // Waits until everything queued (result included) is sent, the reporter is stale, or `stop`
+  // becomes true (polled). Returns the first non-transient error, if any.
+  absl::Status Drain(const std::function<bool()>& stop);
+
+  bool cancel_requested() const;
+  bool stale() const;
+
+ private:
+  struct Upload {
+    dino::v1::CheckpointUploadHeader header;
+    std::string path;
+  };
+  void Loop();
+  absl::Status SendProgress(std::vector<dino::v1::StepStats> stats);
+  bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  CoordinatorLink* const link_;
+  const std::string job_id_;
+  const int attempt_;
+  const std::function<std::string()> worker_id_;
+  Clock* const clock_;
+
+  mutable absl::Mutex mu_;
+  std::vector<dino::v1::StepStats> progress_ ABSL_GUARDED_BY(mu_);
+  std::deque<Upload> uploads_ ABSL_GUARDED_BY(mu_);
+  bool has_result_ ABSL_GUARDED_BY(mu_) = false;
+  dino::v1::ReportResultRequest result_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stale_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace dino::agent

@@ -1,0 +1,28 @@
+// Converts a job's dino.v1.JobSpec (as the coordinator sends it in an Assignment, defaults
+// applied) into the RunOptions of one rank's TrainingRun. Fields the spec leaves unset take the
+// defaults documented in job.proto, which are the TrainConfig / AugmentOptions defaults, except
+// that augmentation sizes and blur σ are scaled to the global crop size when the spec does not
+// set them (AugmentOptions::ForResolution).
+//
+// Thread-safety: a pure function. Failure: INVALID_ARGUMENT naming the spec field for values the
+// trainer cannot use (unknown dataset kind, bad preset, a failing TrainConfig::Validate).
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "dino/v1/job.pb.h"
+#include "worker/run/training_run.h"
+
+namespace dino::agent {
+
+struct LocalResources {
+  std::string device = "cpu";  // This worker's device, "cpu" or "cuda:N".
+  int threads = 0;             // The worker's --threads; 0 = all cores.
+  std::string work_dir;        // Per-attempt directory for checkpoints and the export.
+};
+
+absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,
+                                                   const LocalResources& local);
+
+}  // namespace dino::agent
