@@ -158,7 +158,7 @@ absl::StatusOr<StoredCheckpoint> CheckpointRegistry::Resolve(const std::string& 
 absl::StatusOr<std::string> CheckpointRegistry::ReadBlob(const StoredCheckpoint& checkpoint) {
   DINO_ASSIGN_OR_RETURN(std::string bytes, fs_->ReadFile(checkpoint.blob_path));
   if (static_cast<int64_t>(bytes.size()) != checkpoint.info.size_bytes() ||
-      Sha256::Of(bytes) != checkpoint.info.sha256()) {
+      dino::Sha256::Of(bytes) != checkpoint.info.sha256()) {
     return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint.info.id(), " at ",
                                             checkpoint.blob_path,
                                             " does not match its recorded size and sha256"));

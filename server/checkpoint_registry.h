@@ -28,8 +28,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/file_system.h"
+#include "common/sha256.h"
 #include "dino/v1/job.pb.h"
-#include "server/sha256.h"
 #include "server/store.h"
 
 namespace dino::server {
@@ -47,7 +47,7 @@ class CheckpointUpload {
   std::string temp_path;
   std::string final_path;
   std::unique_ptr<WritableFile> file_;
-  Sha256 hash_;
+  dino::Sha256 hash_;
   int64_t received_ = 0;
 };
 

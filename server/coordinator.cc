@@ -80,6 +80,7 @@ absl::Status Coordinator::Recover() {
   for (Job& job : jobs) {
     JobEntry entry;
     entry.seq = SeqOf(job.id());
+    next_job_seq_ = std::max(next_job_seq_, entry.seq + 1);
     entry.collapse = std::make_unique<CollapseDetector>(job.spec().collapse());
     entry.queued_since = now;
     if (!job.spec().request_id().empty()) jobs_by_request_id_[job.spec().request_id()] = job.id();
@@ -179,7 +180,7 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
       return response;
     }
   }
-  DINO_ASSIGN_OR_RETURN(int64_t seq, store_->NextSequence("job"));
+  const int64_t seq = next_job_seq_++;
   JobEntry entry;
   entry.seq = seq;
   entry.collapse = std::make_unique<CollapseDetector>(spec.collapse());

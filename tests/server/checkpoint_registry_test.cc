@@ -3,8 +3,8 @@
 #include <memory>
 #include <string>
 
+#include "common/sha256.h"
 #include "gtest/gtest.h"
-#include "server/sha256.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {

@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/sha256.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {

@@ -7,12 +7,12 @@
 #include <string>
 #include <thread>
 
+#include "common/sha256.h"
 #include "dino/v1/coordinator.grpc.pb.h"
 #include "dino/v1/worker.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/coordinator_server.h"
-#include "server/sha256.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {
@@ -113,6 +113,48 @@ TEST_F(GrpcServiceTest, HealthServiceReportsServing) {
   for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
   cq.Shutdown();
+}
+
+// What grpcurl does first: list the services through server reflection.
+TEST_F(GrpcServiceTest, ReflectionListsTheServices) {
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  auto call = generic.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto step = [&](intptr_t expected) {
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), expected);
+    EXPECT_TRUE(ok);
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step(1);
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited, empty.
+  grpc::Slice request_slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&request_slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  step(2);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  step(3);
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices) bytes += std::string(slice.begin(), slice.end());
+  EXPECT_THAT(bytes, HasSubstr("dino.v1.JobService"));
+  EXPECT_THAT(bytes, HasSubstr("dino.v1.WorkerService"));
+  EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 TEST_F(GrpcServiceTest, SubmitRejectsABadSpecNamingTheField) {
