@@ -10,8 +10,9 @@ update. Runs on the CPU with the same number of threads as the C++ benchmark (al
     /usr/bin/python3 bench/compare_pytorch_step.py [--configs tiny28,small224] [--iters-tiny 4]
                                                    [--iters-small 2] [--threads N]
 
-Prints one line per configuration: images/s, ms/step and GFLOP/s (model FLOPs counted as in
-bench_train_step).
+Prints one line per configuration: ms/step, process CPU ms/step (all threads; comparable with
+bench_train_step's CPU column on a shared machine), images/s and GFLOP/s (model FLOPs counted as
+in bench_train_step).
 """
 import argparse
 import os
@@ -115,13 +116,13 @@ def run(name, iters, threads):
         center = ref.update_center(center, teacher_output.detach(), 0.9)
 
     step(0)  # untimed warm-up, as in bench_train_step
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for it in range(iters):
         step(it + 1)
-    seconds = time.perf_counter() - start
-    print("pytorch %-9s threads %d  iters %d  %8.1f ms/step  %8.2f images/s  %8.1f GFLOP/s" % (
-        name, threads, iters, 1000 * seconds / iters, batch * iters / seconds,
-        flops(cfg) * iters / seconds / 1e9), flush=True)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print("pytorch %-9s threads %d  iters %d  %8.1f ms/step  %8.1f cpu-ms/step  %8.2f images/s  "
+          "%8.1f GFLOP/s" % (name, threads, iters, 1000 * seconds / iters, 1000 * cpu / iters,
+                             batch * iters / seconds, flops(cfg) * iters / seconds / 1e9), flush=True)
 
 
 def main():

@@ -11,7 +11,9 @@
 // bench/compare_pytorch_step.py runs the same model and step in PyTorch for the ratio.
 //
 // Flags (before Google Benchmark's own): --cpu_iters_tiny=N (default 4),
-// --cpu_iters_small=N (default 2), --gpu_iters=N (default 20).
+// --cpu_iters_small=N (default 2), --gpu_iters=N (default 20), --threads=N (intra-op threads,
+// default 0 = all cores). The CPU column is the whole process's CPU time per step (all threads),
+// which stays comparable with compare_pytorch_step.py's on a machine shared with other work.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
   const int64_t tiny_iters = FlagValue(&argc, argv, "cpu_iters_tiny", 4);
   const int64_t small_iters = FlagValue(&argc, argv, "cpu_iters_small", 2);
   const int64_t gpu_iters = FlagValue(&argc, argv, "gpu_iters", 20);
+  const int64_t threads = FlagValue(&argc, argv, "threads", 0);
   std::vector<BenchCase> cases = {{"TrainStep/tiny28/cpu", Tiny28(), tiny_iters},
                                   {"TrainStep/small224/cpu", Small224(), small_iters}};
   if (torch::cuda::is_available()) {
@@ -155,10 +158,12 @@ int main(int argc, char** argv) {
       cases.push_back({absl::StrCat("TrainStep/", name, "/cuda_bf16"), config, gpu_iters});
     }
   }
-  for (const BenchCase& c : cases) {
+  for (BenchCase& c : cases) {
+    c.config.threads = threads;
     benchmark::RegisterBenchmark(c.name.c_str(), RunTrainStep, c)
         ->Iterations(c.iterations)
         ->Unit(benchmark::kMillisecond)
+        ->MeasureProcessCPUTime()
         ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
