@@ -1,0 +1,240 @@
+#include "tests/e2e/cluster.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "worker/dist/free_port.h"
+
+namespace dino::e2e {
+
+Process::Process(std::string name, std::vector<std::string> argv, std::string log_path)
+    : name_(std::move(name)), log_path_(std::move(log_path)) {
+  pid_ = fork();
+  if (pid_ == 0) {
+    const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() { Terminate(); }
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+void Process::Reap(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    if (absl::Now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+void Process::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  Reap(absl::Seconds(10));
+}
+
+void Process::Terminate() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  Reap(absl::Seconds(20));
+}
+
+Cluster::Cluster(const std::string& test_name) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = tmp != nullptr ? tmp : "/tmp";
+  std::string templ = absl::StrCat(base, "/dino-e2e-", test_name, "-XXXXXX");
+  dir_ = mkdtemp(templ.data());
+  coordinator_port_ = dist::PickFreeTcpPort().value();
+  stub_ = dino::v1::JobService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", coordinator_port_), grpc::InsecureChannelCredentials()));
+}
+
+Cluster::~Cluster() {
+  workers_.clear();
+  coordinator_.reset();
+}
+
+std::string Cluster::worker_dir(int i) const { return absl::StrCat(dir_, "/worker-", i); }
+
+void Cluster::StartCoordinator() {
+  const std::string log = absl::StrCat(dir_, "/coordinator-", ++starts_, ".log");
+  log_paths_.push_back(log);
+  coordinator_ = std::make_unique<Process>(
+      "coordinator",
+      std::vector<std::string>{DINO_COORDINATOR_BIN, "--listen",
+                               absl::StrCat("127.0.0.1:", coordinator_port_), "--data-dir",
+                               dir_ + "/coordinator", "--metrics-port", "0", "--worker-timeout",
+                               "3s", "--heartbeat-interval", "300ms"},
+      log);
+}
+
+void Cluster::KillCoordinator() { coordinator_->Kill(); }
+
+void Cluster::StartWorker(int i) {
+  while (static_cast<int>(worker_ports_.size()) <= i) {
+    worker_ports_.push_back(dist::PickFreeTcpPort().value());
+  }
+  const std::string log = absl::StrCat(dir_, "/worker-", i, "-", ++starts_, ".log");
+  log_paths_.push_back(log);
+  workers_[i] = std::make_unique<Process>(
+      absl::StrCat("worker-", i),
+      std::vector<std::string>{DINO_WORKER_BIN, "--coordinator",
+                               absl::StrCat("127.0.0.1:", coordinator_port_), "--device", "cpu",
+                               "--threads", "1", "--rendezvous-port",
+                               absl::StrCat(worker_ports_[i]), "--advertise-host", "127.0.0.1",
+                               "--name", absl::StrCat("worker-", i), "--work-dir", worker_dir(i),
+                               "--collective-timeout", "10"},
+      log);
+}
+
+void Cluster::KillWorker(int i) { workers_.at(i)->Kill(); }
+
+absl::StatusOr<dino::v1::Job> Cluster::Submit(const dino::v1::JobSpec& spec) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  context.set_wait_for_ready(true);
+  dino::v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  dino::v1::SubmitJobResponse response;
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->SubmitJob(&context, request, &response)));
+  return response.job();
+}
+
+absl::StatusOr<dino::v1::Job> Cluster::GetJob(const std::string& id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  dino::v1::GetJobRequest request;
+  request.set_job_id(id);
+  dino::v1::Job job;
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetJob(&context, request, &job)));
+  return job;
+}
+
+absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Cluster::Checkpoints(const std::string& id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  dino::v1::ListCheckpointsRequest request;
+  request.set_job_id(id);
+  dino::v1::ListCheckpointsResponse response;
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListCheckpoints(&context, request, &response)));
+  return std::vector<dino::v1::CheckpointInfo>(response.checkpoints().begin(),
+                                               response.checkpoints().end());
+}
+
+absl::StatusOr<dino::v1::Job> Cluster::WaitFor(
+    const std::string& id, const std::function<bool(const dino::v1::Job&)>& pred,
+    absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status last = absl::OkStatus();
+  while (absl::Now() < deadline) {
+    absl::StatusOr<dino::v1::Job> job = GetJob(id);
+    if (job.ok() && pred(*job)) return job;
+    if (!job.ok()) last = job.status();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  absl::StatusOr<dino::v1::Job> job = GetJob(id);
+  return absl::DeadlineExceededError(
+      absl::StrCat("job ", id, " did not reach the expected state in time; last: ",
+                   job.ok() ? job->DebugString() : job.status().ToString(), " ", last.ToString()));
+}
+
+absl::StatusOr<dino::v1::Job> Cluster::WaitTerminal(const std::string& id,
+                                                    absl::Duration timeout) {
+  return WaitFor(
+      id,
+      [](const dino::v1::Job& j) {
+        return j.state() == dino::v1::JOB_STATE_SUCCEEDED ||
+               j.state() == dino::v1::JOB_STATE_FAILED ||
+               j.state() == dino::v1::JOB_STATE_CANCELLED;
+      },
+      timeout);
+}
+
+std::string Cluster::Logs() const {
+  std::ostringstream out;
+  for (const std::string& path : log_paths_) {
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > 6000) text = "..." + text.substr(text.size() - 6000);
+    out << "==== " << path << " ====\n" << text << "\n";
+  }
+  return out.str();
+}
+
+dino::v1::JobSpec TinySpec(int world_size, int epochs) {
+  dino::v1::JobSpec spec;
+  spec.set_name("tiny");
+  auto* m = spec.mutable_model();
+  m->set_preset("custom");
+  m->set_dim(32);
+  m->set_depth(2);
+  m->set_heads(2);
+  m->set_patch_size(4);
+  m->set_in_channels(3);
+  m->set_drop_path_rate(0.0);
+  auto* h = spec.mutable_head();
+  h->set_out_dim(256);
+  h->set_hidden_dim(64);
+  h->set_bottleneck_dim(32);
+  auto* d = spec.mutable_data();
+  d->set_kind(dino::v1::DATASET_KIND_SYNTHETIC);
+  d->set_synthetic_images(256);
+  d->set_synthetic_classes(4);
+  d->set_synthetic_image_size(16);
+  d->set_loader_threads(1);
+  auto* a = spec.mutable_augmentation();
+  a->set_global_crop_size(16);
+  a->set_local_crop_size(8);
+  a->set_n_local_crops(2);
+  auto* o = spec.mutable_optim();
+  o->set_epochs(epochs);
+  o->set_batch_size_per_rank(32 / world_size);
+  o->set_warmup_epochs(1);
+  spec.mutable_dino()->set_warmup_teacher_temp_epochs(1);
+  spec.mutable_resources()->set_world_size(world_size);
+  spec.mutable_resources()->set_threads_per_rank(1);
+  spec.mutable_checkpoint()->set_every_steps(4);
+  spec.set_progress_every_steps(2);
+  spec.set_max_restarts(3);
+  return spec;
+}
+
+}  // namespace dino::e2e

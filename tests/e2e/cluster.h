@@ -1,0 +1,78 @@
+// Cluster: real dino-coordinator and dino-worker processes on loopback for the end-to-end tests,
+// plus a JobService client. Processes are started with fork/exec, log to files under the test's
+// directory (printed on failure) and are killed (SIGKILL) or stopped (SIGTERM) on demand; the
+// destructor stops everything that is still running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dino/v1/coordinator.grpc.pb.h"
+
+namespace dino::e2e {
+
+class Process {
+ public:
+  Process(std::string name, std::vector<std::string> argv, std::string log_path);
+  ~Process();
+  bool running();
+  void Kill();       // SIGKILL, then reap.
+  void Terminate();  // SIGTERM, wait up to 20 s, then SIGKILL.
+  const std::string& log_path() const { return log_path_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void Reap(absl::Duration timeout);
+  std::string name_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(const std::string& test_name);
+  ~Cluster();
+
+  void StartCoordinator();
+  void KillCoordinator();
+  // Starts worker `i` (a new process each time; its work dir persists across restarts).
+  void StartWorker(int i);
+  void KillWorker(int i);
+
+  dino::v1::JobService::Stub* jobs() { return stub_.get(); }
+  const std::string& dir() const { return dir_; }
+  std::string worker_dir(int i) const;
+
+  absl::StatusOr<dino::v1::Job> Submit(const dino::v1::JobSpec& spec);
+  absl::StatusOr<dino::v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Checkpoints(const std::string& id);
+  // Polls until the job is in a terminal state or `timeout` passes (then DEADLINE_EXCEEDED).
+  absl::StatusOr<dino::v1::Job> WaitTerminal(const std::string& id, absl::Duration timeout);
+  // Polls until `pred(job)` holds.
+  absl::StatusOr<dino::v1::Job> WaitFor(const std::string& id,
+                                        const std::function<bool(const dino::v1::Job&)>& pred,
+                                        absl::Duration timeout);
+  // The logs of every process, for failure messages.
+  std::string Logs() const;
+
+ private:
+  std::string dir_;
+  int coordinator_port_ = 0;
+  std::vector<int> worker_ports_;
+  std::unique_ptr<Process> coordinator_;
+  std::map<int, std::unique_ptr<Process>> workers_;
+  std::vector<std::string> log_paths_;
+  int starts_ = 0;
+  std::unique_ptr<dino::v1::JobService::Stub> stub_;
+};
+
+// A tiny synthetic job that trains in seconds on one CPU core.
+dino::v1::JobSpec TinySpec(int world_size, int epochs);
+
+}  // namespace dino::e2e
