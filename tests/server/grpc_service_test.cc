@@ -381,7 +381,15 @@ TEST_F(GrpcServiceTest, AJobFromSubmitToSucceededOverEveryRpc) {
     ASSERT_TRUE(jobs_->GetJob(&context, request, &got).ok());
     EXPECT_EQ(got.state(), dino::v1::JOB_STATE_SUCCEEDED);
     EXPECT_DOUBLE_EQ(got.best_knn_top1(), 81.5);
+    EXPECT_DOUBLE_EQ(got.latest_knn_top1(), 81.5);
   }
+  // The Prometheus series of deploy/METRICS.md follow.
+  const std::string exposition = registry_.Render();
+  EXPECT_THAT(exposition, HasSubstr("dino_jobs{state=\"SUCCEEDED\"} 1\n"));
+  EXPECT_THAT(exposition, HasSubstr("dino_job_submissions_total 1\n"));
+  EXPECT_THAT(exposition, HasSubstr("dino_checkpoints_stored_total 1\n"));
+  EXPECT_THAT(exposition, HasSubstr("dino_scheduling_latency_seconds_count 1\n"));
+  EXPECT_THAT(exposition, HasSubstr("dino_workers{state=\"IDLE\"} 1\n"));
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 }
