@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "worker/dino/export.h"
 #include "worker/dino/torch_status.h"
+#include "worker/dist/c10d_collectives.h"
 #include "worker/run/evaluate.h"
 
 namespace dino::run {
@@ -66,7 +67,7 @@ std::string CheckpointPath(const std::string& dir, int64_t step) {
 }  // namespace
 
 std::string FailurePhase(const absl::Status& status) {
-  std::optional<absl::Cord> phase = status.GetPayload(kPhasePayload);
+  auto phase = status.GetPayload(kPhasePayload);  // absl::optional on Debian's Abseil.
   return phase.has_value() ? std::string(*phase) : std::string();
 }
 
@@ -124,6 +125,14 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
   if (!o.resume_from.empty()) {
     absl::Status resume = run->Resume(lo);
     DINO_RETURN_IN_PHASE(resume, "checkpoint");
+    if (collectives->world_size() > 1) {
+      // Every rank loaded its own copy: a cheap checksum all-reduce proves they agree.
+      std::vector<torch::Tensor> state = run->trainer_->StudentParameters();
+      for (const torch::Tensor& t : run->trainer_->TeacherParameters()) state.push_back(t);
+      state.push_back(run->trainer_->center());
+      DINO_RETURN_IN_PHASE(
+          dist::VerifySameParameters(collectives, state, run->trainer_->device()), "train");
+    }
     DINO_LOG(INFO) << "resumed from " << o.resume_from << " at step " << run->trainer_->step();
   }
   if (collectives->rank() == 0) {
