@@ -142,7 +142,6 @@ absl::StatusOr<std::vector<torch::Tensor>> MultiCropAugmenter::Apply(
     torch::NoGradGuard no_grad;
     torch::Tensor canvas = PackCanvas(images);
     if (device.is_cuda()) canvas = canvas.pin_memory().to(device, /*non_blocking=*/true);
-    canvas = canvas.to(torch::kFloat32).div_(255.0);
     auto mean = torch::tensor(stats_.mean, torch::kFloat64)
                     .to(device, torch::kFloat32)
                     .view({1, channels_, 1, 1});

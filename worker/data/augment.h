@@ -3,8 +3,9 @@
 //
 // For each view (global 1, global 2, then `num_local` locals) and each sample:
 //   RandomResizedCrop (torchvision's sampling of scale and log-ratio, 10 tries then a centre crop;
-//   the crops of the whole batch are resampled by one affine grid + grid_sample, bicubic by
-//   default, without an antialiasing filter like torchvision's tensor path) → horizontal flip →
+//   the crops of the whole batch are resampled at once, bicubic by default, without an
+//   antialiasing filter like torchvision's tensor path: one affine grid + grid_sample on CUDA, the
+//   equivalent separable ROI resampling on the CPU, see augment_cpu.h) → horizontal flip →
 //   colour jitter with p (brightness, contrast, saturation, hue in a random order per sample, as
 //   torchvision's ColorJitter) → grayscale → Gaussian blur (per-sample σ, one separable grouped
 //   convolution for the batch) → solarize (x ≥ 0.5 → 1 − x) → normalise with the dataset stats.

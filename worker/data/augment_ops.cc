@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "worker/data/augment_cpu.h"
+
 namespace dino::data {
 namespace {
 
@@ -54,7 +56,12 @@ torch::Tensor AdjustHue(const torch::Tensor& x, const torch::Tensor& shift) {
   return (maxc - maxc * s * m).clamp_(0, 1);
 }
 
-torch::Tensor ApplyJitterOp(int op, const torch::Tensor& x, const torch::Tensor& factor) {
+bool Fused(const torch::Tensor& x, OpsPath path) {
+  return path == OpsPath::kAuto && x.device().is_cpu();
+}
+
+torch::Tensor ApplyJitterOp(int op, const torch::Tensor& x, const std::vector<double>& factors) {
+  const torch::Tensor factor = PerSample(factors, x);
   switch (op) {
     case 0:
       return (x * factor).clamp_(0, 1);
@@ -121,9 +128,11 @@ torch::Tensor PackCanvas(const std::vector<torch::Tensor>& images) {
   return canvas;
 }
 
-torch::Tensor ResizedCrops(const torch::Tensor& canvas, const std::vector<CropBox>& boxes,
-                           const std::vector<bool>& flip, int64_t size,
-                           Interpolation interpolation) {
+torch::Tensor ResizedCrops(const torch::Tensor& canvas_u8, const std::vector<CropBox>& boxes,
+                           const std::vector<bool>& flip, int64_t size, Interpolation interpolation,
+                           OpsPath path) {
+  if (Fused(canvas_u8, path)) return ResizedCropsCpu(canvas_u8, boxes, flip, size, interpolation);
+  const torch::Tensor canvas = canvas_u8.to(torch::kFloat32).div_(255.0);
   const int64_t batch = canvas.size(0);
   const double hc = static_cast<double>(canvas.size(2)), wc = static_cast<double>(canvas.size(3));
   // theta maps output coordinates in [-1, 1] to canvas coordinates in [-1, 1]:
@@ -155,8 +164,12 @@ torch::Tensor Luma(const torch::Tensor& x) {
          0.114 * x.select(1, 2).unsqueeze(1);
 }
 
-torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params) {
-  auto out = x.clone();
+torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params, OpsPath path) {
+  auto out = x.contiguous().clone();
+  if (Fused(x, path)) {
+    ColorJitterCpu(out, params);
+    return out;
+  }
   const bool rgb = x.size(1) == 3;
   const int64_t batch = x.size(0);
   for (int slot = 0; slot < 4; ++slot) {
@@ -172,7 +185,7 @@ torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params) {
       auto idx = MaskIndices(mask, x.device());
       if (!idx.defined()) continue;
       auto sub = out.index_select(0, idx);
-      out.index_copy_(0, idx, ApplyJitterOp(op, sub, PerSample(factors, sub)));
+      out.index_copy_(0, idx, ApplyJitterOp(op, sub, factors));
     }
   }
   return out;
@@ -187,7 +200,7 @@ torch::Tensor RandomGrayscale(const torch::Tensor& x, const std::vector<bool>& m
   return out;
 }
 
-torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma) {
+torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma, OpsPath path) {
   std::vector<bool> mask(sigma.size());
   std::vector<double> active;
   double max_sigma = 0;
@@ -204,6 +217,11 @@ torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& si
   const int64_t radius =
       std::min<int64_t>(static_cast<int64_t>(std::ceil(3 * max_sigma)), std::min(h, w) - 1);
   if (radius <= 0) return x;
+  if (Fused(x, path)) {
+    auto out = x.contiguous().clone();
+    GaussianBlurCpu(out, sigma, radius);
+    return out;
+  }
   const int64_t n = static_cast<int64_t>(active.size()), k = 2 * radius + 1;
   // One normalised 1-D kernel per sample, repeated for its channels: [n*C, 1, k].
   std::vector<float> weights(n * k);

@@ -25,6 +25,10 @@ struct CropBox {
   double width = 0;
 };
 
+// kAuto: the fused kernels of augment_cpu.h for CPU tensors, tensor ops elsewhere.
+// kTensorOps: tensor ops everywhere (the CUDA path; tests compare it with the fused kernels).
+enum class OpsPath { kAuto, kTensorOps };
+
 // Uniform double in [0, 1) from 53 bits of the generator (the same on every platform).
 double Uniform01(std::mt19937_64& rng);
 
@@ -38,12 +42,13 @@ CropBox SampleResizedCrop(int64_t height, int64_t width, double scale_min, doubl
 // read the edge (as a clamped resize does).
 torch::Tensor PackCanvas(const std::vector<torch::Tensor>& images);
 
-// Resamples box b of canvas sample b to size×size (flipped horizontally where flip[b]) with one
-// affine grid + grid_sample (align_corners false: half-pixel centres, like a resize). Returns
-// float [B, C, size, size], clamped to [0, 1]. `canvas` is float in [0, 1].
+// Resamples box b of canvas sample b to size×size (flipped horizontally where flip[b]): one
+// affine grid + grid_sample (align_corners false: half-pixel centres, like a resize; border
+// padding), or the equivalent separable ROI resampling on the CPU. `canvas` is uint8
+// [B, C, Hc, Wc]; returns float [B, C, size, size] in [0, 1].
 torch::Tensor ResizedCrops(const torch::Tensor& canvas, const std::vector<CropBox>& boxes,
-                           const std::vector<bool>& flip, int64_t size,
-                           Interpolation interpolation);
+                           const std::vector<bool>& flip, int64_t size, Interpolation interpolation,
+                           OpsPath path = OpsPath::kAuto);
 
 // Luma (ITU-R 601-2: 0.299 R + 0.587 G + 0.114 B) of [B, 3, H, W] → [B, 1, H, W]; identity for
 // one channel.
@@ -57,7 +62,8 @@ struct JitterParams {
   std::vector<std::array<int, 4>> order;
   std::vector<std::array<double, 4>> factors;
 };
-torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params);
+torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params,
+                          OpsPath path = OpsPath::kAuto);
 
 // Samples with mask[b] become their luma repeated over the channels (no-op for 1 channel).
 torch::Tensor RandomGrayscale(const torch::Tensor& x, const std::vector<bool>& mask);
@@ -65,7 +71,8 @@ torch::Tensor RandomGrayscale(const torch::Tensor& x, const std::vector<bool>& m
 // Separable Gaussian blur with per-sample σ (σ <= 0: left as is), in one grouped convolution per
 // direction over the blurred samples, with reflect padding. The radius is ceil(3 · max σ),
 // at most min(H, W) − 1.
-torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma);
+torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma,
+                           OpsPath path = OpsPath::kAuto);
 
 // Samples with mask[b] get x ≥ 0.5 → 1 − x.
 torch::Tensor Solarize(const torch::Tensor& x, const std::vector<bool>& mask);

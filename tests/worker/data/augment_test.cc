@@ -115,16 +115,52 @@ TEST(AugmentTest, CropsOfDifferentSizedImagesInOneBatch) {
   torch::manual_seed(4);
   std::vector<torch::Tensor> images = {torch::randint(0, 256, {3, 20, 30}, torch::kUInt8),
                                        torch::randint(0, 256, {3, 40, 40}, torch::kUInt8)};
-  auto canvas = PackCanvas(images).to(torch::kFloat32).div(255.0);
+  auto canvas = PackCanvas(images);
   EXPECT_EQ(canvas.sizes(), (std::vector<int64_t>{2, 3, 40, 40}));
   std::vector<CropBox> boxes = {{0, 0, 20, 30}, {0, 0, 40, 40}};
-  auto out = ResizedCrops(canvas, boxes, {false, false}, 16, Interpolation::kBilinear);
-  auto expected = F::interpolate(images[0].unsqueeze(0).to(torch::kFloat32).div(255.0),
-                                 F::InterpolateFuncOptions()
-                                     .size(std::vector<int64_t>{16, 16})
-                                     .mode(torch::kBilinear)
-                                     .align_corners(false));
-  EXPECT_LT((out[0] - expected[0]).abs().max().item<double>(), 1e-4);
+  for (OpsPath path : {OpsPath::kAuto, OpsPath::kTensorOps}) {
+    auto out = ResizedCrops(canvas, boxes, {false, false}, 16, Interpolation::kBilinear, path);
+    auto expected = F::interpolate(images[0].unsqueeze(0).to(torch::kFloat32).div(255.0),
+                                   F::InterpolateFuncOptions()
+                                       .size(std::vector<int64_t>{16, 16})
+                                       .mode(torch::kBilinear)
+                                       .align_corners(false));
+    EXPECT_LT((out[0] - expected[0]).abs().max().item<double>(), 1e-4);
+  }
+}
+
+// The fused CPU kernels compute what the tensor-op path (the CUDA path) computes.
+TEST(AugmentTest, FusedCpuKernelsMatchTheTensorOpPath) {
+  torch::manual_seed(12);
+  std::vector<torch::Tensor> images = {torch::randint(0, 256, {3, 50, 70}, torch::kUInt8),
+                                       torch::randint(0, 256, {3, 64, 48}, torch::kUInt8),
+                                       torch::randint(0, 256, {3, 64, 70}, torch::kUInt8)};
+  auto canvas = PackCanvas(images);
+  std::mt19937_64 rng(3);
+  for (Interpolation interp : {Interpolation::kBicubic, Interpolation::kBilinear}) {
+    for (int trial = 0; trial < 5; ++trial) {
+      std::vector<CropBox> boxes;
+      std::vector<bool> flip;
+      for (const auto& im : images) {
+        boxes.push_back(SampleResizedCrop(im.size(1), im.size(2), 0.05, 1.0, 0.75, 4.0 / 3, rng));
+        flip.push_back(Uniform01(rng) < 0.5);
+      }
+      auto fused = ResizedCrops(canvas, boxes, flip, 23, interp, OpsPath::kAuto);
+      auto tensor = ResizedCrops(canvas, boxes, flip, 23, interp, OpsPath::kTensorOps);
+      EXPECT_LT((fused - tensor).abs().max().item<double>(), 2e-4);
+    }
+  }
+  auto x = canvas.narrow(2, 0, 40).narrow(3, 0, 40).to(torch::kFloat32).div(255.0);
+  auto blur_fused = GaussianBlur(x, {0.7, 0.0, 2.0}, OpsPath::kAuto);
+  auto blur_tensor = GaussianBlur(x, {0.7, 0.0, 2.0}, OpsPath::kTensorOps);
+  EXPECT_LT((blur_fused - blur_tensor).abs().max().item<double>(), 1e-5);
+  JitterParams p;
+  p.apply = {true, true, true};
+  p.order = {{{3, 0, 1, 2}}, {{0, 3, 1, 2}}, {{0, 1, 2, 3}}};
+  p.factors = {{{1.1, 0.9, 1.2, 0.07}}, {{0.8, 1.3, 0.7, -0.1}}, {{1.0, 1.0, 1.0, 0.3}}};
+  auto jitter_fused = ColorJitter(x, p, OpsPath::kAuto);
+  auto jitter_tensor = ColorJitter(x, p, OpsPath::kTensorOps);
+  EXPECT_LT((jitter_fused - jitter_tensor).abs().max().item<double>(), 1e-5);
 }
 
 TEST(AugmentTest, RandomResizedCropSamplingFollowsTorchvision) {
