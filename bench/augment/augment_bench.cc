@@ -5,7 +5,9 @@
 // torchvision does per image in bench/compare_torchvision_augment.py); BM_Loader times the whole
 // Loader (synthetic rendering + augmentation on its prefetch threads) as the trainer sees it.
 // All CPU cores are used (at::set_num_threads); CUDA variants run when a device is visible.
-// The counter samples/s is what to compare; run with --benchmark_counters_tabular=true.
+// The counter samples/s is what to compare; run with --benchmark_counters_tabular=true. On a
+// machine shared with other work, OMP_WAIT_POLICY=PASSIVE keeps LibTorch's OpenMP threads from
+// spin-waiting against the other load (it changed the figures here by 2-4x).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
