@@ -232,7 +232,8 @@ absl::Status AttemptRunner::Train() {
     rv.rank = assignment_.rank();
     rv.world_size = assignment_.world_size();
     absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(assignment_.master_address());
-    absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> created = hp.status();
+    absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> created =
+        hp.ok() ? absl::UnknownError("unreachable") : hp.status();
     if (hp.ok()) {
       rv.master_host = hp->first;
       rv.master_port = hp->second;
@@ -269,7 +270,8 @@ absl::Status AttemptRunner::Train() {
 
   absl::StatusOr<std::unique_ptr<run::TrainingRun>> training = run::TrainingRun::Create(
       *run_options, collectives.get(), sync.get(), DefaultFileSystem());
-  absl::StatusOr<run::RunResult> result = training.status();
+  absl::StatusOr<run::RunResult> result =
+      training.ok() ? absl::UnknownError("not run") : training.status();
   if (training.ok()) {
     step_.store((*training)->trainer().step());
     run::RunCallbacks callbacks;
