@@ -155,8 +155,11 @@ absl::Status TrainingRun::Resume(const data::LoaderOptions& loader_options) {
   const std::string& path = options_.resume_from;
   DINO_ASSIGN_OR_RETURN(std::string bytes, fs_->ReadFile(path));
   DINO_ASSIGN_OR_RETURN(CheckpointExtras extras, trainer_->LoadCheckpointBytes(bytes, path));
+  // Rank 0 wrote the checkpoint; every rank resumes at the same (epoch, step) of its own shard.
+  data::LoaderOptions writer = loader_options;
+  writer.rank = 0;
   absl::StatusOr<data::LoaderPosition> position =
-      data::DecodeLoaderState(extras.loader_state, loader_options, dataset_->size());
+      data::DecodeLoaderState(extras.loader_state, writer, dataset_->size());
   if (!position.ok()) return Annotate(position.status(), path);
   return loader_->Seek(*position);
 }
