@@ -145,39 +145,4 @@ absl::StatusOr<KnnResult> EvaluateKnn(VisionTransformer backbone, const data::Da
                          options.temperature);
 }
 
-absl::StatusOr<KnnResult> RawPixelKnn(const data::Dataset& train, const data::Dataset& test,
-                                      const EvalOptions& options) {
-  DINO_RETURN_IF_ERROR(CheckOptions(options));
-  DINO_RETURN_IF_ERROR(CheckLabelled(train, "train"));
-  DINO_RETURN_IF_ERROR(CheckLabelled(test, "test"));
-  // Raw pixels in [0, 1]: cosine similarity on unnormalised images, as the 84.6% reference.
-  data::NormalizationStats identity;
-  identity.mean.assign(train.channels(), 0.0);
-  identity.std.assign(train.channels(), 1.0);
-  auto pixels = [&](const data::Dataset& d,
-                    const std::vector<int64_t>& idx) -> absl::StatusOr<torch::Tensor> {
-    std::vector<torch::Tensor> rows;
-    DINO_RETURN_IF_ERROR(ForBatches(idx, options.batch_size, [&](absl::Span<const int64_t> b) {
-      DINO_ASSIGN_OR_RETURN(torch::Tensor x, EvalImages(d, b, identity, options.image_size));
-      DINO_ASSIGN_OR_RETURN(torch::Tensor f, TorchCallOr("flattening pixels", [&] {
-                              return torch::nn::functional::normalize(
-                                  x.flatten(1),
-                                  torch::nn::functional::NormalizeFuncOptions().dim(1));
-                            }));
-      rows.push_back(f);
-      return absl::OkStatus();
-    }));
-    return TorchCallOr("concatenating pixels", [&] { return torch::cat(rows, 0); });
-  };
-  const std::vector<int64_t> train_idx = Subset(train.size(), options.max_train);
-  const std::vector<int64_t> test_idx = Subset(test.size(), options.max_test);
-  DINO_ASSIGN_OR_RETURN(torch::Tensor train_f, pixels(train, train_idx));
-  DINO_ASSIGN_OR_RETURN(torch::Tensor test_f, pixels(test, test_idx));
-  DINO_ASSIGN_OR_RETURN(torch::Tensor train_l, Labels(train, train_idx));
-  DINO_ASSIGN_OR_RETURN(torch::Tensor test_l, Labels(test, test_idx));
-  const int64_t classes = std::max(train.num_classes(), test.num_classes());
-  return WeightedKnnTop1(train_f, train_l, test_f, test_l, classes, options.k,
-                         options.temperature);
-}
-
 }  // namespace dino::run

@@ -47,9 +47,4 @@ absl::StatusOr<KnnResult> EvaluateKnn(VisionTransformer backbone, const data::Da
                                       const EvalOptions& options, torch::Device device,
                                       bool bf16 = false);
 
-// The same classifier on raw pixels in [0, 1] (no normalisation): the baseline a useful
-// representation must beat (about 84.6% on Fashion-MNIST).
-absl::StatusOr<KnnResult> RawPixelKnn(const data::Dataset& train, const data::Dataset& test,
-                                      const EvalOptions& options);
-
 }  // namespace dino::run
