@@ -26,6 +26,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                                               options.data_dir + "/checkpoints");
   if (registry != nullptr) {
     DINO_ASSIGN_OR_RETURN(server->metrics_, CoordinatorMetrics::Create(registry));
+    DINO_ASSIGN_OR_RETURN(server->grpc_metrics_, GrpcServerMetrics::Create(registry, clock));
   }
   server->coordinator_ =
       std::make_unique<Coordinator>(server->store_.get(), server->checkpoints_.get(), clock,
@@ -45,6 +46,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   builder.RegisterService(server->job_service_.get());
   builder.RegisterService(server->worker_service_.get());
+  // Interceptors run in this order; metrics first, so that calls rejected later are counted.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  if (server->grpc_metrics_ != nullptr) {
+    interceptors.push_back(server->grpc_metrics_->NewInterceptorFactory());
+  }
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || (!options.listen.empty() && server->port_ == 0)) {
     server->server_.reset();

@@ -29,6 +29,7 @@
 #include "server/checkpoint_registry.h"
 #include "server/coordinator.h"
 #include "server/coordinator_metrics.h"
+#include "server/grpc_server_metrics.h"
 #include "server/job_service.h"
 #include "server/store.h"
 #include "server/worker_service.h"
@@ -69,6 +70,7 @@ class CoordinatorServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointRegistry> checkpoints_;
   std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<GrpcServerMetrics> grpc_metrics_;  // Outlives server_ (declared before it).
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
