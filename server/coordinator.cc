@@ -255,7 +255,8 @@ void Coordinator::ScheduleLocked() {
   if (queue.empty()) return;
   std::vector<const WorkerEntry*> idle_entries;
   for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr) {
+    if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr &&
+        !worker.leaving) {
       idle_entries.push_back(&worker);
     }
   }
@@ -297,7 +298,7 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
     r->set_rendezvous_address(worker.info.rendezvous_address());
   }
   if (!updated.has_start_time()) *updated.mutable_start_time() = attempt->start_time();
-  updated.set_restarts(updated.attempts_size() - 1);
+  updated.set_restarts(CountedRestarts(updated));
   const std::string message =
       absl::StrCat("attempt ", attempt->number(), " on ", worker_ids.size(), " workers",
                    resume.ok() ? absl::StrCat(", resuming from step ", resume->info.step()) : "");
@@ -387,14 +388,27 @@ absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureRe
   abort->set_attempt(updated.attempts_size());
   abort->set_reason(message);
   EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_FAILED, reason, message, except_worker, notice);
-  const bool retry =
-      IsRetryable(reason) && updated.attempts_size() - 1 < updated.spec().max_restarts();
+  const bool retry = preempted || (IsRetryable(reason) &&
+                                   CountedRestarts(updated) < updated.spec().max_restarts());
   std::vector<JobEvent> events;
-  if (retry) {
+  if (preempted) {
+    const std::string why = absl::StrCat("attempt ", updated.attempts_size(), " preempted (",
+                                         message, "); resuming from the latest checkpoint");
+    events.push_back(StateEventLocked(updated, dino::v1::JOB_STATE_RESTARTING, reason, why));
+    updated.set_state(dino::v1::JOB_STATE_RESTARTING);
+    updated.set_message(why);
+    updated.set_preemptions(updated.preemptions() + 1);
+  } else if (retry) {
     const std::string why = absl::StrCat("attempt ", updated.attempts_size(), " failed (",
                                          dino::v1::FailureReason_Name(reason), ": ", message,
                                          "); restarting from the latest checkpoint");
     events.push_back(StateEventLocked(updated, dino::v1::JOB_STATE_RESTARTING, reason, why));
+  // A gang that loses a leaving worker fails in whatever way its peers notice first (a collective
+  // abort, a lost worker); all of these are the one preemption.
+  if (reason != dino::v1::FAILURE_REASON_PREEMPTED && AttemptHasLeavingWorkerLocked(updated)) {
+    reason = dino::v1::FAILURE_REASON_PREEMPTED;
+  }
+  const bool preempted = reason == dino::v1::FAILURE_REASON_PREEMPTED;
     updated.set_state(dino::v1::JOB_STATE_RESTARTING);
     updated.set_message(why);
     if (metrics_ != nullptr) metrics_->restarts->Increment();

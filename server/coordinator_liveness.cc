@@ -1,8 +1,10 @@
-// Coordinator: time-driven work (liveness, dead-worker retention), shutdown and the gauges.
+// Coordinator: time-driven work (liveness, dead-worker retention), graceful departures
+// (preemption), shutdown and the gauges.
 #include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -27,6 +29,46 @@ void Coordinator::Tick() {
     ++it;
   }
   ScheduleLocked();
+}
+
+int32_t CountedRestarts(const dino::v1::Job& job) {
+  int32_t restarts = 0;
+  for (int i = 1; i < job.attempts_size(); ++i) {
+    if (job.attempts(i - 1).failure_reason() != dino::v1::FAILURE_REASON_PREEMPTED) ++restarts;
+  }
+  return restarts;
+}
+
+bool Coordinator::AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) {
+  if (job.attempts_size() == 0) return false;
+  const dino::v1::Attempt& attempt = job.attempts(job.attempts_size() - 1);
+  for (const auto& rank : attempt.ranks()) {
+    auto it = workers_.find(rank.worker_id());
+    if (it != workers_.end() && it->second.leaving && it->second.info.job_id() == job.id() &&
+        it->second.info.attempt() == attempt.number()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::Status Coordinator::WorkerLeaving(const std::string& worker_id, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
+  }
+  WorkerEntry& worker = it->second;
+  worker.last_seen = clock_->Now();
+  if (worker.leaving) return absl::OkStatus();
+  worker.leaving = true;
+  DINO_LOG(INFO) << "worker " << worker_id << " (" << worker.info.name() << ") is leaving"
+                 << (worker.info.state() == dino::v1::WORKER_STATE_BUSY
+                         ? absl::StrCat(" during ", worker.info.job_id(), " attempt ",
+                                        worker.info.attempt())
+                         : std::string())
+                 << ": " << (reason.empty() ? "no reason given" : reason);
+  return absl::OkStatus();
 }
 
 void Coordinator::Shutdown() {

@@ -184,7 +184,13 @@ absl::Status Coordinator::AttachWorker(const std::string& worker_id,
 void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel* channel) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it != workers_.end() && it->second.channel.get() == channel) it->second.channel = nullptr;
+  if (it == workers_.end() || it->second.channel.get() != channel) return;
+  it->second.channel = nullptr;
+  // A leaving worker that closed its stream is gone (its attempt, if still running, is preempted).
+  if (it->second.leaving) {
+    MarkDeadLocked(it->second, "left the pool (shut down)");
+    ScheduleLocked();
+  }
 }
 
 absl::Status Coordinator::Heartbeat(const std::string& worker_id,
@@ -396,7 +402,11 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
           request.outcome() == dino::v1::ATTEMPT_OUTCOME_FAILED
               ? request.failure_reason()
               : dino::v1::FAILURE_REASON_INTERNAL;  // Cancelled without being asked to.
-      if (worker != workers_.end()) SetWorkerIdleLocked(worker->second);
+      if (worker != workers_.end()) {
+        // A worker that reports PREEMPTED is shutting down, even if its Leaving was lost.
+        if (reason == dino::v1::FAILURE_REASON_PREEMPTED) worker->second.leaving = true;
+        SetWorkerIdleLocked(worker->second);
+      }
       DINO_RETURN_IF_ERROR(FailAttemptLocked(
           *entry, reason,
           absl::StrCat("rank ", request.rank(), " (", request.worker_id(),

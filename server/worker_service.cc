@@ -83,6 +83,10 @@ class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, Coord
     } else if (incoming_.has_heartbeat()) {
       status = worker_id_.empty() ? absl::FailedPreconditionError("send hello before heartbeats")
                                   : coordinator_->Heartbeat(worker_id_, incoming_.heartbeat());
+    } else if (incoming_.has_leaving()) {
+      status = worker_id_.empty()
+                   ? absl::FailedPreconditionError("send hello before leaving")
+                   : coordinator_->WorkerLeaving(worker_id_, incoming_.leaving().reason());
     }
     if (!status.ok()) {
       End(status);
