@@ -61,12 +61,10 @@ dino::v1::FailureReason ClassifyFailure(const absl::Status& status) {
   if (phase == "checkpoint") return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
   if (phase == "config") return dino::v1::FAILURE_REASON_INVALID_SPEC;
   if (absl::IsResourceExhausted(status)) return dino::v1::FAILURE_REASON_OUT_OF_MEMORY;
-  if (absl::IsAborted(status) || absl::IsUnavailable(status) ||
-      absl::IsDeadlineExceeded(status)) {
+  if (absl::IsAborted(status) || absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
     return dino::v1::FAILURE_REASON_COLLECTIVE_ABORT;
   }
-  if (absl::IsFailedPrecondition(status) &&
-      absl::StrContains(status.message(), "non-finite")) {
+  if (absl::IsFailedPrecondition(status) && absl::StrContains(status.message(), "non-finite")) {
     return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
   }
   return dino::v1::FAILURE_REASON_INTERNAL;
@@ -95,8 +93,8 @@ void AttemptRunner::Start() {
 
 void AttemptRunner::Cancel(const std::string& reason) {
   if (!cancel_.exchange(true)) {
-    DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt()
-                   << ": cancel (" << reason << ")";
+    DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt() << ": cancel ("
+                   << reason << ")";
   }
 }
 
@@ -128,11 +126,19 @@ bool AttemptRunner::ShouldStop() const {
 }
 
 void AttemptRunner::Main() {
+  if (options_.metrics != nullptr) {
+    metrics_ = options_.metrics->BeginAssignment(assignment_.job_id(), assignment_.rank());
+  }
   if (assignment_.rank() == 0) {
     reporter_ = std::make_unique<Reporter>(link_, assignment_.job_id(), assignment_.attempt(),
                                            worker_id_, clock_);
+    if (metrics_ != nullptr) {
+      reporter_->SetUploadObserver(
+          [m = metrics_](double seconds, int64_t bytes) { m->ObserveUpload(seconds, bytes); });
+    }
   }
   absl::Status status = Train();
+  if (metrics_ != nullptr) metrics_->End();  // Before done_: the next assignment starts clean.
   {
     absl::MutexLock lock(&mu_);
     final_status_ = status;
@@ -175,9 +181,8 @@ void AttemptRunner::Report(dino::v1::AttemptOutcome outcome, const absl::Status&
 
 absl::StatusOr<std::string> AttemptRunner::FetchResumeCheckpoint() {
   const dino::v1::CheckpointInfo& ckpt = assignment_.resume_checkpoint();
-  const std::string cache = absl::StrCat(options_.work_dir, "/cache/",
-                                         ckpt.sha256().empty() ? ckpt.id() : ckpt.sha256(),
-                                         ".dino");
+  const std::string cache = absl::StrCat(
+      options_.work_dir, "/cache/", ckpt.sha256().empty() ? ckpt.id() : ckpt.sha256(), ".dino");
   FileSystem* fs = DefaultFileSystem();
   if (fs->Exists(cache)) {
     absl::StatusOr<std::string> bytes = fs->ReadFile(cache);
@@ -268,14 +273,17 @@ absl::Status AttemptRunner::Train() {
     group_ = nullptr;
   };
 
-  absl::StatusOr<std::unique_ptr<run::TrainingRun>> training = run::TrainingRun::Create(
-      *run_options, collectives.get(), sync.get(), DefaultFileSystem());
+  absl::StatusOr<std::unique_ptr<run::TrainingRun>> training =
+      run::TrainingRun::Create(*run_options, collectives.get(), sync.get(), DefaultFileSystem());
   absl::StatusOr<run::RunResult> result =
       training.ok() ? absl::UnknownError("not run") : training.status();
   if (training.ok()) {
     step_.store((*training)->trainer().step());
     run::RunCallbacks callbacks;
     callbacks.should_stop = [this] { return ShouldStop(); };
+    if (metrics_ != nullptr) {
+      callbacks.on_step = [this](const run::StepReport& r) { metrics_->ObserveStep(r); };
+    }
     callbacks.on_progress = [this](const run::Progress& p) {
       step_.store(p.step.step + 1);
       if (reporter_ != nullptr) reporter_->AddProgress(ToProto(p));
@@ -314,9 +322,9 @@ absl::Status AttemptRunner::Train() {
   std::optional<double> knn;
   if (result->knn.has_value()) knn = result->knn->top1;
   step_.store(result->steps);
-  Report(result->cancelled ? dino::v1::ATTEMPT_OUTCOME_CANCELLED
-                           : dino::v1::ATTEMPT_OUTCOME_SUCCEEDED,
-         absl::OkStatus(), result->steps, knn);
+  Report(
+      result->cancelled ? dino::v1::ATTEMPT_OUTCOME_CANCELLED : dino::v1::ATTEMPT_OUTCOME_SUCCEEDED,
+      absl::OkStatus(), result->steps, knn);
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 // AttemptRunner: runs one Assignment (one rank of one attempt of a job) on its own thread:
 //   1. converts the JobSpec into RunOptions;
-//   2. fetches the resume checkpoint (a cached copy with the same sha256, else a verified download);
+//   2. fetches the resume checkpoint (a cached copy with the same sha256, else a verified
+//   download);
 //   3. joins the c10d process group of the attempt (world_size > 1);
 //   4. trains through run::TrainingRun; rank 0 queues progress, checkpoints and the k-NN result on
 //      a Reporter;
@@ -25,6 +26,7 @@
 #include "dino/v1/worker.pb.h"
 #include "worker/agent/coordinator_link.h"
 #include "worker/agent/reporter.h"
+#include "worker/agent/worker_metrics.h"
 
 namespace dino::dist {
 class ProcessGroupHandle;
@@ -39,6 +41,7 @@ struct RunnerOptions {
   int rendezvous_port = 29500;  // Where this worker serves the TCPStore when it is rank 0.
   absl::Duration collective_timeout = absl::Seconds(60);
   absl::Duration rendezvous_timeout = absl::Seconds(120);
+  WorkerMetrics* metrics = nullptr;  // Borrowed; null exports nothing.
 };
 
 // The failure reason for a Status from a run (uses run::FailurePhase and the status code).
@@ -84,6 +87,7 @@ class AttemptRunner {
   dist::ProcessGroupHandle* group_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while training.
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Reporter> reporter_;
+  std::shared_ptr<WorkerMetrics::Assignment> metrics_;  // Set by Main when options_.metrics.
 };
 
 }  // namespace dino::agent

@@ -18,6 +18,7 @@
 #include "common/metrics_http.h"
 #include "common/metrics_process.h"
 #include "worker/agent/agent.h"
+#include "worker/agent/worker_metrics.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
@@ -68,8 +69,16 @@ int main(int argc, char** argv) {
 
   dino::metrics::Registry registry;
   std::unique_ptr<dino::metrics::MetricsHttpServer> metrics;
+  std::unique_ptr<dino::agent::WorkerMetrics> worker_metrics;
   if (metrics_port > 0) {
     absl::Status s = dino::metrics::RegisterProcessMetrics(&registry);
+    if (s.ok()) {
+      absl::StatusOr<std::unique_ptr<dino::agent::WorkerMetrics>> created =
+          dino::agent::WorkerMetrics::Create(&registry, options.runner.device);
+      s = created.status();
+      if (s.ok()) worker_metrics = std::move(*created);
+      options.runner.metrics = worker_metrics.get();
+    }
     if (s.ok()) {
       metrics = std::make_unique<dino::metrics::MetricsHttpServer>(&registry);
       s = metrics->Start("", metrics_port);

@@ -35,6 +35,11 @@ void Reporter::AddCheckpoint(dino::v1::CheckpointUploadHeader header, std::strin
   uploads_.push_back({std::move(header), std::move(path)});
 }
 
+void Reporter::SetUploadObserver(std::function<void(double seconds, int64_t bytes)> observer) {
+  absl::MutexLock lock(&mu_);
+  upload_observer_ = std::move(observer);
+}
+
 void Reporter::SetResult(dino::v1::ReportResultRequest result) {
   absl::MutexLock lock(&mu_);
   result_ = std::move(result);
@@ -123,13 +128,26 @@ void Reporter::Loop() {
       status = RetryTransient(what, [&] { return SendProgress(progress); }, stopping, clock_);
     } else if (upload.has_value()) {
       what = absl::StrCat("checkpoint upload of step ", upload->header.step());
+      const absl::Time start = clock_->Now();
+      int64_t bytes = 0;
       status = RetryTransient(
           what,
           [&] {
             upload->header.set_worker_id(worker_id_());
-            return link_->UploadCheckpoint(upload->header, upload->path).status();
+            absl::StatusOr<dino::v1::CheckpointInfo> info =
+                link_->UploadCheckpoint(upload->header, upload->path);
+            if (info.ok()) bytes = info->size_bytes();
+            return info.status();
           },
           stopping, clock_);
+      if (status.ok()) {
+        std::function<void(double, int64_t)> observer;
+        {
+          absl::MutexLock lock(&mu_);
+          observer = upload_observer_;
+        }
+        if (observer) observer(absl::ToDoubleSeconds(clock_->Now() - start), bytes);
+      }
       if (absl::IsNotFound(status)) {
         DINO_LOG(WARNING) << what << " skipped: " << status;
         status = absl::OkStatus();

@@ -35,6 +35,9 @@ class Reporter {
   void AddProgress(const dino::v1::StepStats& stats);
   void AddCheckpoint(dino::v1::CheckpointUploadHeader header, std::string path);
   void SetResult(dino::v1::ReportResultRequest result);
+  // Called on the reporter's thread after each checkpoint upload the coordinator accepted, with
+  // its wall time on the clock (retries included) and its size in bytes.
+  void SetUploadObserver(std::function<void(double seconds, int64_t bytes)> observer);
 
   // Waits until everything queued (result included) is sent, the reporter is stale, or `stop`
   // becomes true (polled). Returns the first non-transient error, if any.
@@ -68,6 +71,7 @@ class Reporter {
   bool stale_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::function<void(double, int64_t)> upload_observer_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

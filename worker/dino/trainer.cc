@@ -221,7 +221,12 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
     loss.loss.backward();
   }));
   loss.loss = torch::Tensor();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  auto sync_start = std::chrono::steady_clock::now();
   DINO_RETURN_IF_ERROR(Annotate(sync_->FinishStep(), absl::StrCat("step ", step_)));
+  r.allreduce_seconds = seconds_since(sync_start);
   DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": update"), [&] {
     optimizer_->ClipPerParameter(config_.optim.clip_grad);
     if (r.epoch < config_.optim.freeze_last_layer) optimizer_->CancelLastLayerGradients();
@@ -229,8 +234,10 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
     optimizer_->Step();
     ema_->Update(sv.teacher_momentum);
   }));
+  sync_start = std::chrono::steady_clock::now();
   DINO_RETURN_IF_ERROR(
       Annotate(loss_->UpdateCenter(teacher_out, collectives_), absl::StrCat("step ", step_)));
+  r.allreduce_seconds += seconds_since(sync_start);
   DINO_ASSIGN_OR_RETURN(r.center_norm, TorchCallOr("center norm", [&] {
                           return loss_->center().norm().item<double>();
                         }));

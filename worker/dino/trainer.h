@@ -54,6 +54,9 @@ struct StepResult {
   double kl_teacher_student = 0;  // KL(teacher ‖ student), averaged over the loss pairs.
   double center_norm = 0;         // ‖C‖ after this step's update.
   double seconds = 0;             // Wall time of Step().
+  // Wall time Step() was blocked in collectives: waiting for the gradient all-reduce after
+  // backward (what did not overlap with it) and the centre all-reduce. 0 on one rank's no-op sync.
+  double allreduce_seconds = 0;
 };
 
 // What the caller stores in a checkpoint beside the training state: the loader position (epoch

@@ -250,9 +250,17 @@ absl::StatusOr<RunResult> TrainingRun::RunSteps(const RunCallbacks& callbacks) {
       result.cancelled = true;
       break;
     }
+    const double wait_before = loader_->data_wait_seconds();
     absl::StatusOr<data::MultiCropBatch> batch = loader_->Next();
     DINO_RETURN_IN_PHASE(batch.status(), "data");
     DINO_ASSIGN_OR_RETURN(last, trainer_->Step(batch->crops));
+    if (callbacks.on_step) {
+      StepReport report;
+      report.step = last;
+      report.images = batch->crops.empty() ? 0 : batch->crops[0].size(0);
+      report.data_wait_seconds = loader_->data_wait_seconds() - wait_before;
+      callbacks.on_step(report);
+    }
     ++window_steps;
     const int64_t done = trainer_->step();
 

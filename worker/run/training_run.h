@@ -66,6 +66,13 @@ struct Progress {
   double data_wait_fraction = 0;  // Share of wall time this rank waited for batches.
 };
 
+// One step of this rank, for per-step metrics.
+struct StepReport {
+  StepResult step;
+  int64_t images = 0;            // Images in this rank's batch (its share of the global batch).
+  double data_wait_seconds = 0;  // Time this rank waited for the step's batch.
+};
+
 struct CheckpointInfo {
   std::string path;
   int64_t step = 0;  // Steps completed when it was written.
@@ -90,6 +97,8 @@ struct EvalInfo {
 
 struct RunCallbacks {
   std::function<void(const Progress&)> on_progress;
+  // After every step, on every rank (on_progress only every progress_every_steps).
+  std::function<void(const StepReport&)> on_step;
   // A failing Status from on_checkpoint stops the run with that Status.
   std::function<absl::Status(const CheckpointInfo&)> on_checkpoint;
   std::function<void(const EvalInfo&)> on_eval;
