@@ -2,13 +2,16 @@
 #   make test   install deps, configure, build, run every test (plus the ASan/UBSan pass)
 #   make demo   install deps, build, run the main job on the embedded defaults
 #   make bench  build and run the benchmarks
+#   make fuzz   build the libFuzzer targets with clang (build-fuzz) and run each FUZZ_SECONDS
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: all deps configure build test test-unit test-sanitize demo bench format clean
+.PHONY: all deps configure build test test-unit test-sanitize test-fuzz fuzz fuzz-build demo bench format clean
 
 all: build
 
@@ -21,7 +24,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: test-unit test-sanitize
+test: test-unit test-sanitize test-fuzz
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
@@ -33,6 +36,17 @@ test-sanitize: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L sanitizable $(CTEST_FLAGS)
 
+# libFuzzer targets (tests/fuzz, clang + ASan/UBSan) in their own build dir, so the g++ build is
+# untouched; run two at a time for FUZZ_SECONDS each.
+fuzz-build: deps
+	CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=2 bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD)
+
+test-fuzz: fuzz
+
 demo: build
 	bash scripts/demo $(BUILD)
 
@@ -43,4 +57,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
