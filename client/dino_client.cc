@@ -31,13 +31,23 @@ std::string GenerateRequestId() {
                       absl::Hex(rng(), absl::kZeroPad16));
 }
 
-std::unique_ptr<DinoClient> DinoClient::Create(const DinoClientOptions& options) {
+absl::StatusOr<std::unique_ptr<DinoClient>> DinoClient::Open(const DinoClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
-  auto channel =
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  DINO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                        MakeChannelCredentials(options.tls));
+  auto channel = grpc::CreateCustomChannel(options.target, credentials, args);
   return std::make_unique<DinoClient>(std::move(channel), options);
+}
+
+std::unique_ptr<DinoClient> DinoClient::Create(const DinoClientOptions& options) {
+  absl::StatusOr<std::unique_ptr<DinoClient>> client = Open(options);
+  return client.ok() ? std::move(*client) : nullptr;
+}
+
+void DinoClient::Authorize(grpc::ClientContext* context) const {
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
 }
 
 DinoClient::DinoClient(std::shared_ptr<grpc::Channel> channel, const DinoClientOptions& options)
@@ -59,6 +69,7 @@ absl::Status DinoClient::CallWithRetry(
     if (attempt > 0) clock_->SleepFor(backoff.Next());
     grpc::ClientContext context;
     SetDeadline(&context);
+    Authorize(&context);
     status = call(&context);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
   }
@@ -160,6 +171,7 @@ absl::Status DinoClient::WatchJob(const std::string& job_id, const WatchOptions&
   int retry = 0;
   while (true) {
     grpc::ClientContext context;  // No deadline: the stream lasts as long as the job.
+    Authorize(&context);
     dino::v1::WatchJobRequest request;
     request.set_job_id(job_id);
     request.set_after_index(last_index);
@@ -209,6 +221,7 @@ absl::StatusOr<dino::v1::CheckpointInfo> DinoClient::DownloadCheckpoint(
   int retry = 0;
   while (true) {
     grpc::ClientContext context;
+    Authorize(&context);
     dino::v1::DownloadCheckpointRequest request;
     request.set_job_id(job_id);
     // Once known, pin the id so that a resumed "latest" cannot switch checkpoints midway.

@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "common/backoff.h"
 #include "common/clock.h"
+#include "common/grpc_credentials.h"
 #include "dino/v1/coordinator.grpc.pb.h"
 
 namespace dino::client {
@@ -49,6 +50,11 @@ struct DinoClientOptions {
   // receiving anything (e.g. while the coordinator restarts).
   absl::Duration reconnect_window = absl::Seconds(60);
   Clock* clock = nullptr;  // For backoff sleeps; nullptr = RealClock. Not owned.
+  // Sent as "authorization: Bearer <token>" on every call when not empty (dinoctl: --token or
+  // $DINO_TOKEN).
+  std::string token;
+  // TLS to the coordinator (--tls-ca); plaintext when tls.ca_file is empty.
+  ChannelTlsOptions tls;
 };
 
 struct WatchOptions {
@@ -72,7 +78,10 @@ std::string GenerateRequestId();
 
 class DinoClient {
  public:
-  // Connects lazily to options.target over an insecure channel (message limit 16 MiB).
+  // Connects lazily to options.target (message limit 16 MiB), over TLS when options.tls names a
+  // CA. Fails when a TLS file cannot be read or the TLS options are inconsistent.
+  static absl::StatusOr<std::unique_ptr<DinoClient>> Open(const DinoClientOptions& options);
+  // As Open, for callers that know the options are valid (plaintext): null when Open fails.
   static std::unique_ptr<DinoClient> Create(const DinoClientOptions& options);
   DinoClient(std::shared_ptr<grpc::Channel> channel, const DinoClientOptions& options);
 
@@ -110,6 +119,8 @@ class DinoClient {
   // Runs `call` (one attempt with a fresh context) and retries UNAVAILABLE with backoff.
   absl::Status CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call);
   void SetDeadline(grpc::ClientContext* context) const;
+  // Adds the bearer token (if any) to a call's metadata.
+  void Authorize(grpc::ClientContext* context) const;
 
   DinoClientOptions options_;
   Clock* clock_;

@@ -5,9 +5,11 @@
 #include <functional>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/dinoctl_commands.h"
+#include "common/grpc_credentials.h"
 
 namespace dino::client {
 namespace {
@@ -18,6 +20,9 @@ struct GlobalFlags {
   std::string coordinator;
   std::string output = "table";
   std::string timeout = "10s";
+  std::string token;
+  std::string token_file;
+  std::string tls_ca;
 };
 
 absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
@@ -72,6 +77,9 @@ int RunDinoctl(const std::vector<std::string>& args, const DinoctlEnv& env) {
       ->capture_default_str();
   app.add_option("--timeout", global.timeout, "Deadline of each call, e.g. 10s, 2m")
       ->capture_default_str();
+  app.add_option("--token", global.token, "Bearer token (default $DINO_TOKEN)");
+  app.add_option("--token-file", global.token_file, "File holding the bearer token");
+  app.add_option("--tls-ca", global.tls_ca, "PEM CA that signed the coordinator's certificate");
 
   std::function<absl::StatusOr<int>(const CommandContext&)> command;
 
@@ -175,10 +183,25 @@ int RunDinoctl(const std::vector<std::string>& args, const DinoctlEnv& env) {
                    : !env.coordinator_env.empty() ? env.coordinator_env
                                                   : kDefaultCoordinator;
   options.timeout = *timeout;
+  options.token = !global.token.empty() ? global.token : env.token_env;
+  if (!global.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadSmallFile(global.token_file, "--token-file");
+    if (!token.ok()) {
+      err << "error: " << token.status().message() << "\n";
+      return kExitUsage;
+    }
+    if (global.token.empty()) options.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  options.tls.ca_file = global.tls_ca;
   Clock* clock = env.clock != nullptr ? env.clock : RealClock::Get();
   // options.clock (backoff sleeps) stays as given: env.clock is only "now" for ages, and a
   // simulated display clock must not stall retries.
-  std::unique_ptr<DinoClient> client = DinoClient::Create(options);
+  absl::StatusOr<std::unique_ptr<DinoClient>> opened = DinoClient::Open(options);
+  if (!opened.ok()) {
+    err << "error: " << opened.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<DinoClient> client = std::move(*opened);
 
   CommandContext context;
   context.client = client.get();

@@ -4,6 +4,8 @@
 //   commands: submit, list, get, watch, cancel, checkpoints, download, metrics, workers
 //
 // The coordinator address is --coordinator, else $DINO_COORDINATOR, else localhost:50051.
+// The bearer token is --token, else --token-file's contents, else $DINO_TOKEN; --tls-ca verifies
+// a coordinator that serves TLS.
 // Errors go to stderr as "error: <gRPC code>: <message>".
 // Exit codes: 0 ok; 1 the watched job failed or was cancelled, or any other error; 2 usage (bad
 // flags, bad spec); 3 not found; 4 coordinator unavailable (or the deadline passed).
@@ -39,6 +41,7 @@ struct DinoctlEnv {
   bool stdout_is_tty = false;   // watch draws a progress bar.
   bool stderr_is_tty = false;   // download shows progress.
   std::string coordinator_env;  // $DINO_COORDINATOR, "" when unset.
+  std::string token_env;        // $DINO_TOKEN, "" when unset.
   // Retry/backoff settings (their clock sleeps between retries); target and timeout are
   // replaced by the flags.
   DinoClientOptions client_defaults;

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   env.stdout_is_tty = isatty(STDOUT_FILENO) == 1;
   env.stderr_is_tty = isatty(STDERR_FILENO) == 1;
   if (const char* coordinator = std::getenv("DINO_COORDINATOR")) env.coordinator_env = coordinator;
+  if (const char* token = std::getenv("DINO_TOKEN")) env.token_env = token;
   std::vector<std::string> args(argv + 1, argv + argc);
   return dino::client::RunDinoctl(args, env);
 }

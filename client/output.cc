@@ -280,6 +280,8 @@ std::string FormatJobDescription(const dino::v1::Job& job,
   head.push_back({"Labels:", labels.empty() ? "-" : absl::StrJoin(labels, ",")});
   head.push_back({"Submitted:", absl::StrCat(FormatTime(job.submit_time()), " (",
                                              FormatAge(job.submit_time(), now), " ago)")});
+  // Empty only from a coordinator older than Job.submitter.
+  if (!job.submitter().empty()) head.push_back({"Submitted by:", job.submitter()});
   head.push_back({"Started:", FormatTime(job.start_time())});
   head.push_back({"Ended:", FormatTime(job.end_time())});
   head.push_back({"Restarts:", absl::StrCat(job.restarts())});

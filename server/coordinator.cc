@@ -166,7 +166,8 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
   return absl::OkStatus();
 }
 
-absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec) {
+absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec,
+                                                                   const std::string& submitter) {
   ApplyJobSpecDefaults(&spec);
   DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
   absl::MutexLock lock(&mu_);
@@ -180,12 +181,25 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
       return response;
     }
   }
+  if (options_.max_queued_per_submitter > 0) {
+    int queued = 0;
+    for (const auto& [id, other] : jobs_) {
+      queued +=
+          other.job.state() == dino::v1::JOB_STATE_QUEUED && other.job.submitter() == submitter;
+    }
+    if (queued >= options_.max_queued_per_submitter) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "submitter \"", submitter, "\" already has ", queued,
+          " queued jobs (--max-queued-per-submitter=", options_.max_queued_per_submitter, ")"));
+    }
+  }
   const int64_t seq = next_job_seq_++;
   JobEntry entry;
   entry.seq = seq;
   entry.collapse = std::make_unique<CollapseDetector>(spec.collapse());
   Job job;
   job.set_id(absl::StrCat("job-", seq));
+  job.set_submitter(submitter);
   *job.mutable_submit_time() = NowProto();
   job.set_state(dino::v1::JOB_STATE_UNSPECIFIED);
   *job.mutable_spec() = std::move(spec);

@@ -50,6 +50,9 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(3);
   // Dead workers stay listed (include_dead) this long.
   absl::Duration dead_worker_retention = absl::Hours(1);
+  // A submitter may have at most this many jobs QUEUED at once (0 = no limit); SubmitJob beyond it
+  // is RESOURCE_EXHAUSTED naming the limit (--max-queued-per-submitter).
+  int max_queued_per_submitter = 0;
 };
 
 // The push side of one worker's Connect stream. Called with the coordinator's mutex held: must
@@ -85,7 +88,9 @@ class Coordinator {
   absl::Status Recover();
 
   // ---- JobService ----
-  absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec);
+  // `submitter` is recorded in Job.submitter (the token's name; "anonymous" without auth).
+  absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec,
+                                                        const std::string& submitter = "anonymous");
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& job_id);
   absl::StatusOr<dino::v1::ListJobsResponse> ListJobs(const dino::v1::ListJobsRequest& request);
   absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);

@@ -1,11 +1,13 @@
 #include "server/coordinator_server.h"
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/auth_gate.h"
 
 namespace dino::server {
 
@@ -32,7 +34,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       std::make_unique<Coordinator>(server->store_.get(), server->checkpoints_.get(), clock,
                                     options.coordinator, server->metrics_.get());
   DINO_RETURN_IF_ERROR(server->coordinator_->Recover());
-  server->job_service_ = std::make_unique<JobServiceImpl>(server->coordinator_.get());
+  if (options.auth_tokens.has_value()) {
+    server->auth_tokens_ = std::make_unique<TokenTable>(*options.auth_tokens);
+    server->auth_calls_ = std::make_unique<AuthCalls>();
+  }
+  server->job_service_ =
+      std::make_unique<JobServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
   server->worker_service_ = std::make_unique<WorkerServiceImpl>(server->coordinator_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -42,12 +49,40 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   if (!options.listen.empty()) {
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+    DINO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                          MakeServerCredentials(options.tls, options.listen));
+    builder.AddListeningPort(options.listen, credentials, &server->port_);
   }
-  builder.RegisterService(server->job_service_.get());
-  builder.RegisterService(server->worker_service_.get());
-  // Interceptors run in this order; metrics first, so that calls rejected later are counted.
+  if (server->auth_calls_ != nullptr) {
+    const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+    server->gated_job_service_ =
+        NewAuthGatedService(server->job_service_.get(),
+                            pool->FindServiceByName(dino::v1::JobService::service_full_name()),
+                            server->auth_calls_.get());
+    server->gated_worker_service_ =
+        NewAuthGatedService(server->worker_service_.get(),
+                            pool->FindServiceByName(dino::v1::WorkerService::service_full_name()),
+                            server->auth_calls_.get());
+    builder.RegisterService(server->gated_job_service_.get());
+    builder.RegisterService(server->gated_worker_service_.get());
+  } else {
+    builder.RegisterService(server->job_service_.get());
+    builder.RegisterService(server->worker_service_.get());
+  }
+  // Every interceptor sees every call, whatever the order (none can end a call early), but the
+  // sending-side hooks run in list order: auth comes first so that the denial it writes into the
+  // status (PRE_SEND_STATUS) is the code the metrics interceptor then counts.
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  if (server->auth_calls_ != nullptr) {
+    Coordinator* coordinator = server->coordinator_.get();
+    interceptors.push_back(NewAuthInterceptorFactory(
+        server->auth_tokens_.get(), server->auth_calls_.get(),
+        [coordinator](const std::string& job_id) -> absl::StatusOr<std::string> {
+          absl::StatusOr<dino::v1::Job> job = coordinator->GetJob(job_id);
+          if (!job.ok()) return job.status();
+          return job->submitter();
+        }));
+  }
   if (server->grpc_metrics_ != nullptr) {
     interceptors.push_back(server->grpc_metrics_->NewInterceptorFactory());
   }

@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -25,7 +26,10 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/file_system.h"
+#include "common/grpc_credentials.h"
 #include "common/metrics.h"
+#include "server/auth_interceptor.h"
+#include "server/auth_tokens.h"
 #include "server/checkpoint_registry.h"
 #include "server/coordinator.h"
 #include "server/coordinator_metrics.h"
@@ -45,6 +49,12 @@ struct ServerOptions {
   CoordinatorOptions coordinator;
   // How often Tick() runs; zero disables the ticker (tests call Tick themselves).
   absl::Duration tick_interval = absl::Seconds(1);
+  // Transport security of `listen` (common/grpc_credentials.h): TLS/mTLS, or plaintext only on a
+  // loopback address unless tls.insecure. Start fails with the credentials' message otherwise.
+  ServerTlsOptions tls;
+  // Bearer tokens and roles (--auth-tokens, server/auth_interceptor.h). Unset: auth is off and
+  // every job's submitter is "anonymous".
+  std::optional<TokenTable> auth_tokens;
 };
 
 class CoordinatorServer {
@@ -72,8 +82,13 @@ class CoordinatorServer {
   std::unique_ptr<CoordinatorMetrics> metrics_;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;  // Outlives server_ (declared before it).
   std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<TokenTable> auth_tokens_;  // Null when auth is off.
+  std::unique_ptr<AuthCalls> auth_calls_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
+  // With auth: the services as registered, gated by auth_calls_ (server/auth_gate.h).
+  std::unique_ptr<grpc::Service> gated_job_service_;
+  std::unique_ptr<grpc::Service> gated_worker_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_ticker_;

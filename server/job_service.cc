@@ -173,7 +173,12 @@ grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* NewDownloadReact
 grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
                                                     const dino::v1::SubmitJobRequest* request,
                                                     dino::v1::SubmitJobResponse* response) {
-  auto result = coordinator_->SubmitJob(request->spec());
+  std::string submitter = kAnonymousSubmitter;
+  if (calls_ != nullptr) {
+    std::optional<Principal> caller = calls_->Caller(context);
+    if (caller.has_value()) submitter = caller->name;
+  }
+  auto result = coordinator_->SubmitJob(request->spec(), submitter);
   if (result.ok()) *response = std::move(*result);
   return Done(context, result.status());
 }

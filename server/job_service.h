@@ -2,12 +2,16 @@
 // Coordinator: convert, call, finish. WatchJob and DownloadCheckpoint are server-streaming
 // reactors; see job_service.cc.
 //
-// Ownership: borrows the Coordinator, which must outlive the gRPC server.
+// SubmitJob records the caller from AuthCalls (auth_interceptor.h) as the job's submitter, or
+// "anonymous" when `calls` is null (auth off).
+//
+// Ownership: borrows the Coordinator and AuthCalls, which must outlive the gRPC server.
 // Thread-safety: gRPC calls the handlers on its own threads; all state is in the Coordinator.
 // Failure: the Coordinator's absl::Status, mapped by ToGrpcStatus.
 #pragma once
 
 #include "dino/v1/coordinator.grpc.pb.h"
+#include "server/auth_interceptor.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -17,7 +21,8 @@ inline constexpr size_t kCheckpointChunkBytes = 1 << 20;
 
 class JobServiceImpl final : public dino::v1::JobService::CallbackService {
  public:
-  explicit JobServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  explicit JobServiceImpl(Coordinator* coordinator, const AuthCalls* calls = nullptr)
+      : coordinator_(coordinator), calls_(calls) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
                                       const dino::v1::SubmitJobRequest* request,
@@ -48,6 +53,7 @@ class JobServiceImpl final : public dino::v1::JobService::CallbackService {
 
  private:
   Coordinator* const coordinator_;
+  const AuthCalls* const calls_;
 };
 
 // The DownloadCheckpoint stream, shared by JobService and WorkerService.

@@ -1,6 +1,10 @@
 // dino-coordinator: the control plane binary.
 //
 //   dino-coordinator --listen HOST:PORT --data-dir DIR [--metrics-port P] [--worker-timeout 15s]
+//                    [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
+//                    [--auth-tokens F] [--max-queued-per-submitter N]
+//
+// Plaintext gRPC is allowed on a loopback --listen only; elsewhere it needs TLS or --insecure.
 //
 // A bad flag, an unwritable data dir or a port in use each print one line on stderr and exit
 // non-zero. SIGTERM or SIGINT shut down gracefully: stop accepting work, end the streams with
@@ -87,6 +91,20 @@ int main(int argc, char** argv) {
   std::string heartbeat_interval = "3s";
   std::string shutdown_grace = "10s";
   bool verbose = false;
+  dino::ServerTlsOptions tls;  // Checked by CoordinatorServer::Start (common/grpc_credentials.h).
+  std::string auth_tokens;
+  int max_queued_per_submitter = 0;
+  app.add_option("--tls-cert", tls.cert_file, "PEM certificate chain: serve gRPC over TLS");
+  app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", tls.client_ca_file,
+                 "PEM CA: require client certificates signed by it (mTLS)");
+  app.add_flag("--insecure", tls.insecure,
+               "allow plaintext gRPC on a non-loopback --listen (logs a warning)");
+  app.add_option("--auth-tokens", auth_tokens,
+                 "file of '<sha256 hex of token> <name> <role>' lines; enables authentication");
+  app.add_option("--max-queued-per-submitter", max_queued_per_submitter,
+                 "most QUEUED jobs one submitter may have; 0 = no limit")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--listen", listen, "host:port for gRPC (default 127.0.0.1:50051)");
   app.add_option("--data-dir", data_dir, "directory for coordinator.db and checkpoints")
       ->required();
@@ -114,6 +132,14 @@ int main(int argc, char** argv) {
   dino::server::ServerOptions options;
   options.listen = listen;
   options.data_dir = data_dir;
+  options.tls = tls;
+  options.coordinator.max_queued_per_submitter = max_queued_per_submitter;
+  if (!auth_tokens.empty()) {
+    absl::StatusOr<dino::server::TokenTable> tokens = dino::server::TokenTable::Load(auth_tokens);
+    if (!tokens.ok()) return Fail(std::string(tokens.status().message()), 2);
+    if (tokens->size() == 0) return Fail("--auth-tokens " + auth_tokens + " has no tokens", 2);
+    options.auth_tokens = std::move(*tokens);
+  }
   absl::Duration grace;
   if (!ParseDurationFlag(worker_timeout, &options.coordinator.worker_timeout)) {
     return Fail(

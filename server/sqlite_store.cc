@@ -141,6 +141,8 @@ class SqliteStore final : public Store {
       if (!row) break;
       DINO_ASSIGN_OR_RETURN(Job job,
                             ParseRecord<Job>(query->ColumnText(1), "jobs", query->ColumnText(0)));
+      // Jobs stored before Job.submitter existed were submitted without authentication.
+      if (job.submitter().empty()) job.set_submitter("anonymous");
       jobs.push_back(std::move(job));
     }
     return jobs;

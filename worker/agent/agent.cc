@@ -30,7 +30,7 @@ int64_t PhysicalMemory() {
 }  // namespace
 
 Agent::Agent(AgentOptions options, Clock* clock)
-    : options_(std::move(options)), clock_(clock), link_(options_.coordinator) {}
+    : options_(std::move(options)), clock_(clock), link_(options_.coordinator, options_.security) {}
 
 Agent::~Agent() {
   Shutdown();
@@ -154,6 +154,7 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
 
 void Agent::ServeStream() {
   grpc::ClientContext context;
+  link_.Authorize(&context);
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return;

@@ -25,19 +25,28 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
 
 }  // namespace
 
-CoordinatorLink::CoordinatorLink(const std::string& address) : address_(address) {
+CoordinatorLink::CoordinatorLink(const std::string& address, LinkSecurity security)
+    : address_(address), token_(std::move(security.token)) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(
+      address,
+      security.credentials != nullptr ? security.credentials : grpc::InsecureChannelCredentials(),
+      args);
   stub_ = dino::v1::WorkerService::NewStub(channel_);
+}
+
+void CoordinatorLink::Authorize(grpc::ClientContext* context) const {
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
 }
 
 absl::StatusOr<dino::v1::RegisterResponse> CoordinatorLink::Register(
     const dino::v1::RegisterRequest& request) {
   grpc::ClientContext context;
+  Authorize(&context);
   SetDeadline(&context, absl::Seconds(10));
   dino::v1::RegisterResponse response;
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->Register(&context, request, &response)));
@@ -47,6 +56,7 @@ absl::StatusOr<dino::v1::RegisterResponse> CoordinatorLink::Register(
 absl::StatusOr<dino::v1::ReportProgressResponse> CoordinatorLink::ReportProgress(
     const dino::v1::ReportProgressRequest& request) {
   grpc::ClientContext context;
+  Authorize(&context);
   SetDeadline(&context, absl::Seconds(10));
   dino::v1::ReportProgressResponse response;
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ReportProgress(&context, request, &response)));
@@ -55,6 +65,7 @@ absl::StatusOr<dino::v1::ReportProgressResponse> CoordinatorLink::ReportProgress
 
 absl::Status CoordinatorLink::ReportResult(const dino::v1::ReportResultRequest& request) {
   grpc::ClientContext context;
+  Authorize(&context);
   SetDeadline(&context, absl::Seconds(10));
   dino::v1::ReportResultResponse response;
   return FromGrpcStatus(stub_->ReportResult(&context, request, &response));
@@ -69,6 +80,7 @@ absl::StatusOr<dino::v1::CheckpointInfo> CoordinatorLink::UploadCheckpoint(
   in.seekg(0);
 
   grpc::ClientContext context;
+  Authorize(&context);
   SetDeadline(&context, absl::Minutes(30));
   dino::v1::UploadCheckpointResponse response;
   auto writer = stub_->UploadCheckpoint(&context, &response);
@@ -101,6 +113,7 @@ absl::Status CoordinatorLink::DownloadCheckpoint(const std::string& job_id,
                                                  const std::string& expected_sha256,
                                                  const std::string& path) {
   grpc::ClientContext context;
+  Authorize(&context);
   SetDeadline(&context, absl::Minutes(30));
   dino::v1::DownloadCheckpointRequest request;
   request.set_job_id(job_id);
@@ -131,8 +144,8 @@ absl::Status CoordinatorLink::DownloadCheckpoint(const std::string& job_id,
 
 bool IsTransient(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         absl::IsResourceExhausted(status) || absl::IsUnknown(status) ||
-         absl::IsInternal(status) || absl::IsAborted(status);
+         absl::IsResourceExhausted(status) || absl::IsUnknown(status) || absl::IsInternal(status) ||
+         absl::IsAborted(status);
 }
 
 absl::Status RetryTransient(const std::string& what, const std::function<absl::Status()>& call,

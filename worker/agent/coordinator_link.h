@@ -8,6 +8,8 @@
 // DATA_LOSS when the bytes do not match the sha256, NOT_FOUND when the local file is gone.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -20,9 +22,20 @@
 
 namespace dino::agent {
 
+// How the worker proves itself to the coordinator: transport credentials (TLS from --tls-ca; null
+// means plaintext) and the bearer token from --token-file ("" sends none).
+struct LinkSecurity {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string token;
+};
+
 class CoordinatorLink {
  public:
-  explicit CoordinatorLink(const std::string& address);
+  explicit CoordinatorLink(const std::string& address, LinkSecurity security = {});
+
+  // Adds "authorization: Bearer <token>" to a call made on stub() directly (every call of this
+  // class already has it).
+  void Authorize(grpc::ClientContext* context) const;
 
   const std::string& address() const { return address_; }
   dino::v1::WorkerService::Stub* stub() { return stub_.get(); }
@@ -33,8 +46,8 @@ class CoordinatorLink {
   absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
   // Streams the file at `path` in 1 MiB chunks after `header` (size_bytes is filled in), then its
   // sha256.
-  absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(
-      dino::v1::CheckpointUploadHeader header, const std::string& path);
+  absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(dino::v1::CheckpointUploadHeader header,
+                                                            const std::string& path);
   // Downloads checkpoint `checkpoint_id` of `job_id` to `path` (written atomically) and checks
   // it against `expected_sha256` (and the sha256 the coordinator announces).
   absl::Status DownloadCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
@@ -42,6 +55,7 @@ class CoordinatorLink {
 
  private:
   const std::string address_;
+  const std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dino::v1::WorkerService::Stub> stub_;
 };

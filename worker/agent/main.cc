@@ -2,6 +2,11 @@
 //
 //   dino-worker --coordinator HOST:PORT --device cpu|cuda:N --threads N --rendezvous-port P
 //               [--metrics-port P] [--name NAME] [--work-dir DIR] [--advertise-host HOST]
+//               [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+//
+// --token-file holds the worker's bearer token (a `worker` role in the coordinator's
+// --auth-tokens); --tls-ca verifies a coordinator that serves TLS, --tls-cert/--tls-key are the
+// client certificate when it requires mTLS.
 //
 // Several workers can run on one machine with different rendezvous ports (and work dirs). The
 // worker keeps retrying an unreachable coordinator with backoff; SIGINT/SIGTERM stop it.
@@ -12,7 +17,9 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_http.h"
@@ -54,11 +61,32 @@ int main(int argc, char** argv) {
                  "Seconds before a hung collective aborts the attempt")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
+  std::string token_file;
+  dino::ChannelTlsOptions tls;
+  app.add_option("--token-file", token_file, "File holding this worker's bearer token");
+  app.add_option("--tls-ca", tls.ca_file, "PEM CA that signed the coordinator's certificate");
+  app.add_option("--tls-cert", tls.cert_file, "PEM client certificate (coordinator with mTLS)");
+  app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
   app.footer(
       "Example: dino-worker --coordinator localhost:50051 --device cpu --threads 2 "
       "--rendezvous-port 29500");
   CLI11_PARSE(app, argc, argv);
   options.runner.collective_timeout = absl::Seconds(timeout_seconds);
+  if (!token_file.empty()) {
+    absl::StatusOr<std::string> token = dino::ReadSmallFile(token_file, "--token-file");
+    if (!token.ok()) {
+      std::cerr << "dino-worker: " << token.status().message() << "\n";
+      return 2;
+    }
+    options.security.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      dino::MakeChannelCredentials(tls);
+  if (!credentials.ok()) {
+    std::cerr << "dino-worker: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  options.security.credentials = *credentials;
 
   // Signals are taken by a watcher thread, which stops the agent cleanly.
   sigset_t signals;
