@@ -141,6 +141,24 @@ int RunDinoctl(const std::vector<std::string>& args, const DinoctlEnv& env) {
   sub->callback(
       [&] { command = [&](const CommandContext& c) { return RunDownload(c, download); }; });
 
+  ExportFlags export_flags;
+  sub = AddCommand(app, "export",
+                   "Write a checkpoint's teacher backbone as a PyTorch state dict (torch.load)",
+                   "dinoctl export job-17 --checkpoint best -o teacher.pt");
+  sub->add_option("JOB", export_flags.job_id, "Job id")->required();
+  sub->add_option("--checkpoint", export_flags.checkpoint, "Checkpoint id, latest or best")
+      ->capture_default_str();
+  sub->add_option("-o,--output", export_flags.output_path, "File to write (.pt)")->required();
+  sub->callback([&] {
+    command = [&](const CommandContext& c) -> absl::StatusOr<int> {
+      if (!env.export_command) {
+        return absl::UnimplementedError(
+            "this dinoctl was built without LibTorch; export needs the DINO core (dino_model)");
+      }
+      return env.export_command(c, export_flags);
+    };
+  });
+
   MetricsFlags metrics;
   sub = AddCommand(app, "metrics", "Print a job's training series, one row per step",
                    "dinoctl metrics job-17 --series loss,kl -o csv");

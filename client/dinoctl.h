@@ -1,7 +1,7 @@
 // dinoctl: the command line of dinotrain, over DinoClient.
 //
 //   dinoctl [--coordinator ADDR] [-o table|json|yaml] [--timeout D] COMMAND ...
-//   commands: submit, list, get, watch, cancel, checkpoints, download, metrics, workers
+//   commands: submit, list, get, watch, cancel, checkpoints, download, export, metrics, workers
 //
 // The coordinator address is --coordinator, else $DINO_COORDINATOR, else localhost:50051.
 // The bearer token is --token, else --token-file's contents, else $DINO_TOKEN; --tls-ca verifies
@@ -13,14 +13,20 @@
 // RunDinoctl is main() without the process: streams, clock, file system and the TTY question are
 // injected so that tests run every command in-process against a fake coordinator.
 //
+// `export` needs LibTorch (the core's checkpoint loader and exporter), which this library does not
+// link: the dinoctl binary injects client/export_command.h's RunExport as
+// DinoctlEnv::export_command.
+//
 // Thread-safety: one call at a time per DinoctlEnv. Failure: reported through the exit code.
 #pragma once
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/dino_client.h"
 #include "common/clock.h"
 #include "common/file_system.h"
@@ -32,6 +38,11 @@ inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNotFound = 3;
 inline constexpr int kExitUnavailable = 4;
+
+struct CommandContext;  // dinoctl_commands.h
+struct ExportFlags;     // dinoctl_commands.h
+// Runs `dinoctl export` (see client/export_command.h); returns the exit code or an error status.
+using ExportCommand = std::function<absl::StatusOr<int>(const CommandContext&, const ExportFlags&)>;
 
 struct DinoctlEnv {
   std::ostream* out = nullptr;  // stdout. Not owned.
@@ -45,6 +56,8 @@ struct DinoctlEnv {
   // Retry/backoff settings (their clock sleeps between retries); target and timeout are
   // replaced by the flags.
   DinoClientOptions client_defaults;
+  // `dinoctl export`; when empty, export fails UNIMPLEMENTED (a dinoctl built without LibTorch).
+  ExportCommand export_command;
 };
 
 // Runs dinoctl with `args` (without the program name) and returns the exit code.

@@ -13,15 +13,6 @@
 namespace dino::client {
 namespace {
 
-// Prints `json` as the requested machine format (JSON or YAML).
-void PrintDocument(const CommandContext& ctx, const std::string& json) {
-  if (ctx.format == OutputFormat::kYaml) {
-    *ctx.out << JsonToYaml(json);
-  } else {
-    *ctx.out << json << (absl::EndsWith(json, "\n") ? "" : "\n");
-  }
-}
-
 absl::StatusOr<dino::v1::JobState> ParseState(const std::string& text) {
   std::string upper = absl::AsciiStrToUpper(text);
   if (!absl::StartsWith(upper, "JOB_STATE_")) upper = "JOB_STATE_" + upper;
@@ -48,6 +39,32 @@ std::string TempPathFor(const std::string& path) {
 }
 
 }  // namespace
+
+void PrintDocument(const CommandContext& ctx, const std::string& json) {
+  if (ctx.format == OutputFormat::kYaml) {
+    *ctx.out << JsonToYaml(json);
+  } else {
+    *ctx.out << json << (absl::EndsWith(json, "\n") ? "" : "\n");
+  }
+}
+
+ProgressCallback DownloadProgressPrinter(const CommandContext& ctx) {
+  constexpr int64_t kProgressMinBytes = 8 << 20;
+  return [&ctx, last_percent = -1](int64_t received, int64_t total) mutable {
+    if (!ctx.stderr_is_tty || total < kProgressMinBytes) return;
+    int percent = static_cast<int>(received * 100 / total);
+    if (percent == last_percent) return;
+    last_percent = percent;
+    *ctx.err << "\r\033[Kdownloading " << FormatBytes(received) << " / " << FormatBytes(total)
+             << " (" << percent << "%)" << (received == total ? "\n" : "") << std::flush;
+  };
+}
+
+ReconnectCallback ReconnectNotePrinter(const CommandContext& ctx) {
+  return [&ctx](const absl::Status& why) {
+    *ctx.err << "reconnecting to the coordinator (" << why.message() << ")\n";
+  };
+}
 
 absl::StatusOr<int> RunSubmit(const CommandContext& ctx, const SubmitFlags& flags) {
   DINO_ASSIGN_OR_RETURN(dino::v1::JobSpec spec,
@@ -157,22 +174,10 @@ absl::StatusOr<int> RunDownload(const CommandContext& ctx, const DownloadFlags& 
   // sha256 verified: a reader never sees a partial or corrupt checkpoint under the final name.
   std::string temp = TempPathFor(flags.output_path);
   DINO_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, ctx.fs->NewWritableFile(temp));
-  constexpr int64_t kProgressMinBytes = 8 << 20;
-  int last_percent = -1;
-  auto progress = [&](int64_t received, int64_t total) {
-    if (!ctx.stderr_is_tty || total < kProgressMinBytes) return;
-    int percent = static_cast<int>(received * 100 / total);
-    if (percent == last_percent) return;
-    last_percent = percent;
-    *ctx.err << "\r\033[Kdownloading " << FormatBytes(received) << " / " << FormatBytes(total)
-             << " (" << percent << "%)" << (received == total ? "\n" : "") << std::flush;
-  };
-  auto reconnect = [&](const absl::Status& why) {
-    *ctx.err << "reconnecting to the coordinator (" << why.message() << ")\n";
-  };
   absl::StatusOr<dino::v1::CheckpointInfo> info = ctx.client->DownloadCheckpoint(
       flags.job_id, flags.checkpoint == "latest" ? "" : flags.checkpoint,
-      [&](absl::string_view data) { return file->Append(data); }, progress, reconnect);
+      [&](absl::string_view data) { return file->Append(data); }, DownloadProgressPrinter(ctx),
+      ReconnectNotePrinter(ctx));
   absl::Status status = info.status();
   if (status.ok()) status = file->Sync();
   absl::Status closed = file->Close();

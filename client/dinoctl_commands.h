@@ -42,12 +42,25 @@ struct DownloadFlags {
   std::string checkpoint = "latest";
   std::string output_path;
 };
+struct ExportFlags {
+  std::string job_id;
+  std::string checkpoint = "latest";
+  std::string output_path;
+};
 struct MetricsFlags {
   std::string job_id;
   std::vector<std::string> series;
   std::string format;  // "" = the global -o.
   int max_points = 0;
 };
+
+// Prints `json` as the requested machine format (JSON or YAML).
+void PrintDocument(const CommandContext& ctx, const std::string& json);
+// Download progress on stderr ("downloading 12 MiB / 80 MiB (15%)", redrawn in place) when stderr
+// is a TTY and the checkpoint is at least 8 MiB; shared by download and export.
+ProgressCallback DownloadProgressPrinter(const CommandContext& ctx);
+// "reconnecting to the coordinator (why)" on stderr.
+ReconnectCallback ReconnectNotePrinter(const CommandContext& ctx);
 
 absl::StatusOr<int> RunSubmit(const CommandContext& ctx, const SubmitFlags& flags);
 absl::StatusOr<int> RunList(const CommandContext& ctx, const ListFlags& flags);

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "client/dinoctl.h"
+#ifdef DINO_DINOCTL_WITH_EXPORT
+#include "client/export_command.h"
+#endif
 
 int main(int argc, char** argv) {
   dino::client::DinoctlEnv env;
@@ -16,6 +19,9 @@ int main(int argc, char** argv) {
   env.stderr_is_tty = isatty(STDERR_FILENO) == 1;
   if (const char* coordinator = std::getenv("DINO_COORDINATOR")) env.coordinator_env = coordinator;
   if (const char* token = std::getenv("DINO_TOKEN")) env.token_env = token;
+#ifdef DINO_DINOCTL_WITH_EXPORT
+  env.export_command = dino::client::RunExport;
+#endif
   std::vector<std::string> args(argv + 1, argv + argc);
   return dino::client::RunDinoctl(args, env);
 }

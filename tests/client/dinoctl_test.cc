@@ -408,7 +408,7 @@ TEST_F(DinoctlTest, ErrorsAndExitCodes) {
 
 TEST_F(DinoctlTest, HelpOnEveryCommandHasAnExample) {
   for (const char* command : {"submit", "list", "get", "watch", "cancel", "checkpoints", "download",
-                              "metrics", "workers"}) {
+                              "export", "metrics", "workers"}) {
     Result help = Run({command, "--help"});
     EXPECT_EQ(help.code, 0) << command;
     EXPECT_THAT(help.out, HasSubstr("Example:\n  dinoctl ")) << command;

@@ -270,6 +270,12 @@ grpc::Status FakeJobService::DownloadCheckpoint(
         !list.empty()) {
       found = &list.back();
     }
+    if (request->checkpoint_id() == "best") {  // Highest k-NN top-1, as the coordinator.
+      for (const auto& c : list) {
+        if (c.has_knn_top1() && (found == nullptr || c.knn_top1() > found->knn_top1())) found = &c;
+      }
+      if (found == nullptr && !list.empty()) found = &list.back();
+    }
     if (found == nullptr) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no checkpoint " + request->checkpoint_id());
     }
