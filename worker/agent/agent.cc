@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 #include <utility>
 
@@ -10,7 +11,6 @@
 #include "common/backoff.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
-#include "absl/synchronization/notification.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace dino::agent {
@@ -54,6 +54,16 @@ void Agent::Shutdown() {
   if (runner_ != nullptr) runner_->Abort("worker shutting down");
 }
 
+void Agent::Leave(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (leaving_ || shutdown_) return;
+  leaving_ = true;
+  leave_reason_ = reason;
+  DINO_LOG(INFO) << "leaving the pool (" << reason << ")"
+                 << (runner_ != nullptr && !runner_->done() ? " after the current step" : "");
+  if (runner_ != nullptr) runner_->Preempt(reason);
+}
+
 std::optional<dino::v1::RunningAttempt> Agent::Running() const {
   absl::MutexLock lock(&mu_);
   if (runner_ == nullptr || runner_->done()) return std::nullopt;
@@ -73,9 +83,8 @@ bool Agent::RegisterOnce() {
   dino::v1::RegisterRequest request;
   const std::string host = Hostname();
   const std::string advertise = options_.advertise_host.empty() ? host : options_.advertise_host;
-  request.set_name(options_.name.empty()
-                       ? absl::StrCat(host, ":", options_.runner.rendezvous_port)
-                       : options_.name);
+  request.set_name(options_.name.empty() ? absl::StrCat(host, ":", options_.runner.rendezvous_port)
+                                         : options_.name);
   request.set_hostname(host);
   request.set_device(options_.runner.device);
   request.set_memory_bytes(options_.memory_bytes > 0 ? options_.memory_bytes : PhysicalMemory());
@@ -98,8 +107,8 @@ bool Agent::RegisterOnce() {
   worker_id_ = response->worker_id();
   if (response->has_heartbeat_interval()) {
     heartbeat_interval_ = absl::Milliseconds(std::max<int64_t>(
-        50, google::protobuf::util::TimeUtil::DurationToMilliseconds(
-                response->heartbeat_interval())));
+        50,
+        google::protobuf::util::TimeUtil::DurationToMilliseconds(response->heartbeat_interval())));
   }
   if (request.has_running() && !response->keep_running() && runner_ != nullptr) {
     runner_->Abort("the coordinator no longer runs this attempt");
@@ -116,6 +125,11 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
     std::unique_ptr<AttemptRunner> old;
     {
       absl::MutexLock lock(&mu_);
+      if (leaving_) {
+        DINO_LOG(WARNING) << "ignoring assignment " << a.job_id() << "/" << a.attempt()
+                          << ": this worker is leaving";
+        return;
+      }
       if (runner_ != nullptr) {
         const auto& cur = runner_->assignment();
         if (cur.job_id() == a.job_id() && cur.attempt() == a.attempt()) return;  // Re-sent.
@@ -130,8 +144,8 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
     DINO_LOG(INFO) << "assignment: " << a.job_id() << " attempt " << a.attempt() << " rank "
                    << a.rank() << "/" << a.world_size();
     absl::MutexLock lock(&mu_);
-    runner_ = std::make_unique<AttemptRunner>(a, options_.runner, &link_,
-                                              [this] { return worker_id(); }, clock_);
+    runner_ = std::make_unique<AttemptRunner>(
+        a, options_.runner, &link_, [this] { return worker_id(); }, clock_);
     runner_->Start();
     return;
   }
@@ -159,6 +173,7 @@ void Agent::ServeStream() {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return;
     stream_context_ = &context;
+    stream_done_ = false;
   }
   auto stream = link_.stub()->Connect(&context);
   absl::Mutex write_mu;
@@ -166,28 +181,62 @@ void Agent::ServeStream() {
   hello.mutable_hello()->set_worker_id(worker_id());
   bool ok = stream->Write(hello);
 
-  // Heartbeats from a helper thread; reads (assignments) on this one.
-  absl::Notification stop_heartbeats;
+  // Heartbeats (and Leaving) from a helper thread; reads (assignments) on this one.
+  bool leaving_sent = false;  // On this stream; heartbeat thread only.
   std::thread heartbeats([&] {
-    while (!stop_heartbeats.WaitForNotificationWithTimeout(
-        [&] {
-          absl::MutexLock lock(&mu_);
-          return heartbeat_interval_;
-        }())) {
-      ReapFinishedRunner();
-      dino::v1::WorkerMessage beat;
-      if (std::optional<dino::v1::RunningAttempt> r = Running()) {
-        *beat.mutable_heartbeat()->mutable_running() = *r;
+    absl::Time next_beat = absl::Now();  // Real time, as the waits below.
+    while (true) {
+      dino::v1::WorkerMessage out;
+      bool leaving = false;
+      absl::Duration interval;
+      {
+        absl::MutexLock lock(&mu_);
+        auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stream_done_ || (leaving_ && !leaving_sent);
+        };
+        // While leaving, poll the runner often so the stream closes soon after its report.
+        mu_.AwaitWithTimeout(absl::Condition(&wake),
+                             leaving_ ? std::min(heartbeat_interval_, absl::Milliseconds(100))
+                                      : heartbeat_interval_);
+        if (stream_done_) break;
+        leaving = leaving_;
+        interval = heartbeat_interval_;
+        if (leaving && !leaving_sent) out.mutable_leaving()->set_reason(leave_reason_);
+      }
+      if (out.has_leaving()) {
+        leaving_sent = true;
       } else {
-        beat.mutable_heartbeat();
+        ReapFinishedRunner();
+        std::optional<dino::v1::RunningAttempt> r = Running();
+        if (leaving && !r.has_value()) {
+          // Left: the attempt (if any) has reported. Close our side; the coordinator ends the
+          // stream, declares this worker gone, and Run() returns.
+          {
+            absl::MutexLock lock(&mu_);
+            shutdown_ = true;
+          }
+          absl::MutexLock lock(&write_mu);
+          stream->WritesDone();
+          break;
+        }
+        if (absl::Now() < next_beat) continue;  // Woken early while leaving: no beat due.
+        next_beat = absl::Now() + interval;
+        if (r.has_value()) {
+          *out.mutable_heartbeat()->mutable_running() = *r;
+        } else {
+          out.mutable_heartbeat();
+        }
       }
       absl::MutexLock lock(&write_mu);
-      if (!stream->Write(beat)) break;
+      if (!stream->Write(out)) break;
     }
   });
   dino::v1::CoordinatorMessage message;
   while (ok && stream->Read(&message)) Dispatch(message);
-  stop_heartbeats.Notify();
+  {
+    absl::MutexLock lock(&mu_);
+    stream_done_ = true;
+  }
   heartbeats.join();
   context.TryCancel();
   absl::Status status = FromGrpcStatus(stream->Finish());
@@ -205,6 +254,12 @@ void Agent::Run() {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return;
     }
+    bool left = false;
+    {
+      absl::MutexLock lock(&mu_);
+      left = leaving_ && (runner_ == nullptr || runner_->done());
+    }
+    if (left) return;  // Leaving with nothing running, and no stream to say goodbye on.
     if (!registered_ && !RegisterOnce()) {
       clock_->SleepFor(backoff.Next());
       continue;

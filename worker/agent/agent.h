@@ -4,6 +4,11 @@
 // with capped exponential backoff, re-registering (with its previous id and its running attempt)
 // when the coordinator no longer knows it; a run in progress keeps training meanwhile.
 //
+// Leave() is the graceful exit (SIGTERM): the agent tells the coordinator it is leaving (so
+// nothing more is scheduled on it), lets the current attempt stop at its next step boundary
+// (rank 0 uploads the checkpoint that was due and reports PREEMPTED), then closes its stream and
+// Run() returns. Shutdown() is the immediate exit: the attempt is aborted.
+//
 // Ownership: owns the link and the current runner. Thread-safety: Run() blocks on the calling
 // thread; Shutdown() may be called from any thread (e.g. a signal-watching thread).
 // Failure: none surfaces: connection problems are logged and retried until Shutdown().
@@ -41,6 +46,7 @@ class Agent {
 
   void Run();
   void Shutdown();
+  void Leave(const std::string& reason);
 
   std::string worker_id() const;
 
@@ -57,7 +63,10 @@ class Agent {
 
   mutable absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  bool registered_ = false;  // Run() thread only.
+  bool leaving_ ABSL_GUARDED_BY(mu_) = false;
+  std::string leave_reason_ ABSL_GUARDED_BY(mu_);
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = true;  // The current stream's reads ended.
+  bool registered_ = false;                       // Run() thread only.
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;

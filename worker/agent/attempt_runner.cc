@@ -106,6 +106,13 @@ void AttemptRunner::Abort(const std::string& reason) {
   if (group_ != nullptr) group_->Abort(absl::AbortedError(reason));
 }
 
+void AttemptRunner::Preempt(const std::string& reason) {
+  if (!preempt_.exchange(true)) {
+    DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt()
+                   << ": preempted (" << reason << "); stopping at the next step boundary";
+  }
+}
+
 dino::v1::RunningAttempt AttemptRunner::running() const {
   dino::v1::RunningAttempt r;
   r.set_job_id(assignment_.job_id());
@@ -121,7 +128,7 @@ absl::Status AttemptRunner::final_status() const {
 }
 
 bool AttemptRunner::ShouldStop() const {
-  return cancel_.load() || abort_.load() ||
+  return cancel_.load() || abort_.load() || preempt_.load() ||
          (reporter_ != nullptr && (reporter_->cancel_requested() || reporter_->stale()));
 }
 
@@ -159,7 +166,8 @@ void AttemptRunner::Report(dino::v1::AttemptOutcome outcome, const absl::Status&
   result.set_outcome(outcome);
   result.set_final_step(step);
   if (!status.ok()) {
-    result.set_failure_reason(ClassifyFailure(status));
+    result.set_failure_reason(preempt_.load() ? dino::v1::FAILURE_REASON_PREEMPTED
+                                              : ClassifyFailure(status));
     result.set_message(std::string(status.message()));
   }
   if (knn_top1.has_value()) result.set_knn_top1(*knn_top1);
@@ -313,6 +321,12 @@ absl::Status AttemptRunner::Train() {
   group.reset();  // Tears down the backend and the store before reporting.
 
   if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
+    if (preempt_.load() && reporter_ != nullptr) {
+      // Upload the checkpoint that was due before leaving the gang: the peers are still waiting
+      // in the next collective, so the attempt stays current until this rank lets go.
+      absl::Status flushed = reporter_->Drain([this] { return abort_.load(); });
+      if (!flushed.ok()) DINO_LOG(WARNING) << "uploading before leaving: " << flushed;
+    }
     return absl::AbortedError("attempt aborted");  // No result is expected after an abort.
   }
   if (!result.ok()) {
@@ -321,6 +335,13 @@ absl::Status AttemptRunner::Train() {
   }
   std::optional<double> knn;
   if (result->knn.has_value()) knn = result->knn->top1;
+  if (preempt_.load() && (!result.ok() || result->cancelled)) {
+    const absl::Status preempted = absl::UnavailableError(absl::StrCat(
+        "the worker is shutting down (preempted at step ", step_.load(), ")",
+        result.ok() ? "" : absl::StrCat("; the run ended with: ", result.status().ToString())));
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, preempted, step_.load(), std::nullopt);
+    return preempted;
+  }
   step_.store(result->steps);
   Report(
       result->cancelled ? dino::v1::ATTEMPT_OUTCOME_CANCELLED : dino::v1::ATTEMPT_OUTCOME_SUCCEEDED,

@@ -7,6 +7,9 @@
 //      a Reporter;
 //   5. reports the outcome (every rank), with a FailureReason the coordinator's retry policy uses.
 // Cancel stops training at the next step boundary; Abort also breaks a collective in flight.
+// Preempt (the worker got SIGTERM) stops at the next step boundary too; rank 0 first uploads the
+// checkpoint that was due (while its peers still wait in the next collective), then the rank
+// reports FAILED with FAILURE_REASON_PREEMPTED.
 //
 // Ownership: the Agent owns runners; a runner borrows the link and clock. Destruction aborts and
 // joins. Thread-safety: Cancel/Abort/running/done may be called from any thread.
@@ -60,6 +63,7 @@ class AttemptRunner {
   const dino::v1::Assignment& assignment() const { return assignment_; }
   dino::v1::RunningAttempt running() const;
   bool done() const { return done_.load(); }
+  void Preempt(const std::string& reason);
   absl::Status final_status() const;
 
  private:
@@ -83,6 +87,7 @@ class AttemptRunner {
   std::atomic<int64_t> step_{0};
   std::thread thread_;
 
+  std::atomic<bool> preempt_{false};
   mutable absl::Mutex mu_;
   dist::ProcessGroupHandle* group_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while training.
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);

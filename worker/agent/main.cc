@@ -9,9 +9,15 @@
 // client certificate when it requires mTLS.
 //
 // Several workers can run on one machine with different rendezvous ports (and work dirs). The
-// worker keeps retrying an unreachable coordinator with backoff; SIGINT/SIGTERM stop it.
+// worker keeps retrying an unreachable coordinator with backoff.
+//
+// SIGTERM or SIGINT leaves gracefully (what Kubernetes and `docker stop` send): the current step
+// finishes, rank 0 uploads the checkpoint that was due, the attempt is reported PREEMPTED (the
+// coordinator re-queues the job without using up max_restarts), and the process exits 0. A second
+// signal aborts at once.
 #include <signal.h>
 
+#include <atomic>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -29,6 +35,15 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
+  // Signals are taken by a watcher thread, which leaves or stops the agent cleanly. Blocked
+  // first, before anything (gRPC credentials, the metrics server) starts a thread that would
+  // otherwise inherit an open mask and let SIGTERM kill the process.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   dino::agent::AgentOptions options;
   int metrics_port = 0;
   int64_t timeout_seconds = 60;
@@ -88,13 +103,6 @@ int main(int argc, char** argv) {
   }
   options.security.credentials = *credentials;
 
-  // Signals are taken by a watcher thread, which stops the agent cleanly.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   dino::metrics::Registry registry;
   std::unique_ptr<dino::metrics::MetricsHttpServer> metrics;
   std::unique_ptr<dino::agent::WorkerMetrics> worker_metrics;
@@ -121,7 +129,13 @@ int main(int argc, char** argv) {
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    DINO_LOG(INFO) << "signal " << sig << ": stopping";
+    if (finished.load()) return;
+    DINO_LOG(INFO) << "signal " << sig
+                   << ": leaving after the current step (signal again to stop now)";
+    agent.Leave(absl::StrCat(sig == SIGTERM ? "SIGTERM" : "SIGINT", " on the worker"));
+    sigwait(&signals, &sig);
+    if (finished.load()) return;
+    DINO_LOG(INFO) << "signal " << sig << ": stopping now";
     agent.Shutdown();
   });
   DINO_LOG(INFO) << "dino-worker " << options.runner.device << " connecting to "
@@ -131,4 +145,6 @@ int main(int argc, char** argv) {
   pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
   return 0;
+  std::atomic<bool> finished{false};
 }
+  finished.store(true);
