@@ -5,35 +5,18 @@
 #include <algorithm>
 #include <limits>
 
+#include "tests/worker/dino/test_util.h"
+
 namespace dino::dist::testing {
 
 TrainConfig TinyDinoConfig(int64_t batch_per_rank, int64_t world_size) {
-  TrainConfig c;
-  c.model.preset = "custom";
-  c.model.dim = 16;
-  c.model.depth = 2;
-  c.model.heads = 2;
-  c.model.patch_size = 4;
-  c.model.image_size = 16;
-  c.model.in_channels = 3;
-  c.model.drop_path_rate = 0.0;
-  c.head.out_dim = 64;
-  c.head.hidden = 32;
-  c.head.bottleneck = 8;
-  c.head.nlayers = 3;
-  c.crops.global_crop_size = 16;
-  c.crops.local_crop_size = 8;
-  c.crops.n_local_crops = 2;
+  // The core tests' tiny ViT, with the batch, world size and an lr of 0.02 for any batch.
+  TrainConfig c = dino::testing::TinyConfig();
   c.optim.batch_size_per_rank = batch_per_rank;
   c.optim.epochs = 4;
   c.optim.warmup_epochs = 0;
   c.optim.lr = 0.64 * 8 / static_cast<double>(batch_per_rank * world_size);  // lr 0.02
-  c.steps_per_epoch = 2;
-  c.dino.warmup_teacher_temp_epochs = 2;
-  c.dino.momentum_teacher = 0.9;
   c.world_size = world_size;
-  c.threads = 1;
-  c.seed = 3;
   return c;
 }
 
