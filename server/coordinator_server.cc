@@ -24,12 +24,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
   DINO_ASSIGN_OR_RETURN(server->store_, OpenSqliteStore(options.data_dir + "/coordinator.db"));
-  server->checkpoints_ = std::make_unique<CheckpointRegistry>(server->store_.get(), fs,
-                                                              options.data_dir + "/checkpoints");
   if (registry != nullptr) {
     DINO_ASSIGN_OR_RETURN(server->metrics_, CoordinatorMetrics::Create(registry));
     DINO_ASSIGN_OR_RETURN(server->grpc_metrics_, GrpcServerMetrics::Create(registry, clock));
+    DINO_ASSIGN_OR_RETURN(server->store_,
+                          WithStoreMetrics(std::move(server->store_), *server->metrics_, clock));
   }
+  server->checkpoints_ = std::make_unique<CheckpointRegistry>(server->store_.get(), fs,
+                                                              options.data_dir + "/checkpoints");
   server->coordinator_ =
       std::make_unique<Coordinator>(server->store_.get(), server->checkpoints_.get(), clock,
                                     options.coordinator, server->metrics_.get());
