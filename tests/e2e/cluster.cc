@@ -77,6 +77,23 @@ void Process::Terminate() {
   Reap(absl::Seconds(20));
 }
 
+absl::StatusOr<int> Process::Stop(absl::Duration grace) {
+  if (pid_ <= 0) return absl::FailedPreconditionError(absl::StrCat(name_, " is not running"));
+  kill(pid_, SIGTERM);
+  const absl::Time deadline = absl::Now() + grace;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  Kill();
+  return absl::DeadlineExceededError(
+      absl::StrCat(name_, " ignored SIGTERM for ", absl::FormatDuration(grace)));
+}
+
 Cluster::Cluster(const std::string& test_name) {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = tmp != nullptr ? tmp : "/tmp";
@@ -126,6 +143,10 @@ void Cluster::StartWorker(int i) {
 }
 
 void Cluster::KillWorker(int i) { workers_.at(i)->Kill(); }
+
+absl::StatusOr<int> Cluster::StopWorker(int i, absl::Duration grace) {
+  return workers_.at(i)->Stop(grace);
+}
 
 absl::StatusOr<dino::v1::Job> Cluster::Submit(const dino::v1::JobSpec& spec) {
   grpc::ClientContext context;

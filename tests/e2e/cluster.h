@@ -24,6 +24,9 @@ class Process {
   bool running();
   void Kill();       // SIGKILL, then reap.
   void Terminate();  // SIGTERM, wait up to 20 s, then SIGKILL.
+  // SIGTERM, then the exit code once it exits by itself within `grace`; past it, SIGKILL and
+  // DEADLINE_EXCEEDED. A death by signal N is 128 + N.
+  absl::StatusOr<int> Stop(absl::Duration grace);
   const std::string& log_path() const { return log_path_; }
   const std::string& name() const { return name_; }
 
@@ -44,6 +47,8 @@ class Cluster {
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
   void KillWorker(int i);
+  // A graceful stop (what Kubernetes and `docker stop` do): see Process::Stop.
+  absl::StatusOr<int> StopWorker(int i, absl::Duration grace);
 
   dino::v1::JobService::Stub* jobs() { return stub_.get(); }
   const std::string& dir() const { return dir_; }
