@@ -18,11 +18,7 @@ std::string LexicalProblem(absl::string_view path) {
   if (path.front() != '/') return "must be an absolute path";
   if (path.find('\0') != absl::string_view::npos) return "contains a NUL byte";
   if (path.size() >= PATH_MAX) return absl::StrCat("is longer than ", PATH_MAX - 1, " bytes");
-  absl::string_view rest = path.substr(1);
-  if (absl::EndsWith(rest, "/")) rest.remove_suffix(1);
-  if (rest.empty()) return "";  // "/" itself.
-  for (absl::string_view part : absl::StrSplit(rest, '/')) {
-    if (part.empty()) return "must not contain an empty component (\"//\")";
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     if (part == "..") return "must not contain a \"..\" component";
     if (part == ".") return "must not contain a \".\" component";
   }
@@ -41,7 +37,10 @@ absl::StatusOr<std::string> ResolveExistingPrefix(absl::string_view path) {
   if (std::string problem = LexicalProblem(path); !problem.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("path \"", path, "\" ", problem));
   }
-  std::string prefix(path);
+  std::string prefix;  // `path` with repeated slashes collapsed and no trailing slash.
+  for (char c : path) {
+    if (c != '/' || prefix.empty() || prefix.back() != '/') prefix.push_back(c);
+  }
   while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
   std::string missing;  // The components that do not exist, with a leading '/'.
   while (true) {

@@ -1,8 +1,8 @@
 // PathConfinement: keeps user-supplied data paths (job spec data.path, data.labels_path,
 // data.eval_path, data.eval_labels_path) under a set of allowed root directories.
 //
-// A path is accepted when it is absolute, has no "." or ".." component and no empty component
-// other than a trailing "/", and its resolved form lies under (or is) one of the roots. Resolution
+// A path is accepted when it is absolute, has no "." or ".." component (repeated slashes are
+// harmless and collapsed), and its resolved form lies under (or is) one of the roots. Resolution
 // follows symlinks with realpath(3) on the longest prefix that exists on this machine; the missing
 // rest is appended as written (it has no ".." to climb with). So a symlink inside a root that
 // points outside it is an escape, a root that is itself a symlink is compared by its target, and

@@ -46,15 +46,16 @@ TEST_F(PathConfinementTest, AcceptsPathsUnderARoot) {
   EXPECT_EQ(*c.Check("data.path", root_ + "/mnist/train.idx"), root_ + "/mnist/train.idx");
   EXPECT_EQ(*c.Check("data.path", root_), root_);
   EXPECT_EQ(*c.Check("data.path", root_ + "/mnist/"), root_ + "/mnist");
+  EXPECT_EQ(*c.Check("data.path", root_ + "//mnist//train.idx"), root_ + "/mnist/train.idx");
+  EXPECT_EQ(*c.Check("data.path", root_ + "//later//a.idx"), root_ + "/later/a.idx");
   // Not there yet (the coordinator may not mount the data): checked as written.
   EXPECT_EQ(*c.Check("data.path", root_ + "/later/a.idx"), root_ + "/later/a.idx");
 }
 
 TEST_F(PathConfinementTest, RejectsDotDotEscapesEvenWhenTheyWouldLandInside) {
   PathConfinement c = Confine({root_});
-  for (const std::string& path :
-       {root_ + "/../secret/passwd", root_ + "/mnist/../../secret", root_ + "/mnist/../train.idx",
-        root_ + "/./mnist", root_ + "//mnist"}) {
+  for (const std::string& path : {root_ + "/../secret/passwd", root_ + "/mnist/../../secret",
+                                  root_ + "/mnist/../train.idx", root_ + "/./mnist"}) {
     absl::StatusOr<std::string> r = c.Check("data.eval_path", path);
     ASSERT_FALSE(r.ok()) << path;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
