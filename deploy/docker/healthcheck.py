@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Container health probe for dinotrain (HEALTHCHECK in deploy/docker/*.Dockerfile).
 
-  healthcheck.py grpc HOST:PORT [SERVICE]   grpc.health.v1.Health/Check answers SERVING
+  healthcheck.py grpc HOST:PORT [SERVICE] [--tls-ca F [--tls-cert F --tls-key F]]
+                                            grpc.health.v1.Health/Check answers SERVING
   healthcheck.py http URL                   GET answers 200 (a worker's /metrics)
+
+With --tls-ca the gRPC check speaks TLS (the coordinator's --tls-cert), verifying the server with
+that CA; --tls-cert/--tls-key add a client certificate for a coordinator with --tls-client-ca.
 
 Exit 0 healthy, 1 unhealthy. Needs only python3-grpcio (Debian), not the generated health stubs:
 the request and the answer are encoded by hand (HealthCheckRequest{service} is field 1, a string;
-HealthCheckResponse{status} is field 1, a varint, SERVING = 1). Kubernetes does not need this
-script: its native gRPC probes call the same service.
+HealthCheckResponse{status} is field 1, a varint, SERVING = 1). Kubernetes' native gRPC probes call
+the same service in plaintext; with TLS, use this script as an exec probe.
 """
 import sys
 import urllib.request
@@ -31,10 +35,27 @@ def decode_status(response):
     return 0  # proto3 omits a zero (UNKNOWN) status.
 
 
-def check_grpc(target, service):
+def channel_for(grpc, target, tls):
+    if not tls.get("--tls-ca"):
+        return grpc.insecure_channel(target)
+
+    def read(flag):
+        path = tls.get(flag)
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    credentials = grpc.ssl_channel_credentials(root_certificates=read("--tls-ca"),
+                                               private_key=read("--tls-key"),
+                                               certificate_chain=read("--tls-cert"))
+    return grpc.secure_channel(target, credentials)
+
+
+def check_grpc(target, service, tls):
     import grpc  # Imported here so that the http mode works without grpcio.
 
-    with grpc.insecure_channel(target) as channel:
+    with channel_for(grpc, target, tls) as channel:
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=lambda b: b,
@@ -62,9 +83,24 @@ def check_http(url):
     return 1
 
 
+def split_flags(args):
+    positional, flags = [], {}
+    it = iter(args)
+    for arg in it:
+        if arg in ("--tls-ca", "--tls-cert", "--tls-key"):
+            flags[arg] = next(it, "")
+        else:
+            positional.append(arg)
+    return positional, flags
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "grpc":
-        return check_grpc(argv[2], argv[3] if len(argv) > 3 else "")
+        positional, tls = split_flags(argv[2:])
+        if len(positional) not in (1, 2) or (tls and not tls.get("--tls-ca")):
+            print(__doc__, file=sys.stderr)
+            return 2
+        return check_grpc(positional[0], positional[1] if len(positional) == 2 else "", tls)
     if len(argv) == 3 and argv[1] == "http":
         return check_http(argv[2])
     print(__doc__, file=sys.stderr)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The images' HEALTHCHECK command (deploy/docker/healthcheck.py) against the real binaries:
-healthy while dino-coordinator serves grpc.health.v1 and /metrics, unhealthy once it is gone or
+healthy while dino-coordinator serves grpc.health.v1 (plaintext or TLS) and /metrics, unhealthy once it is gone or
 on the wrong port or path.
 
   healthcheck_test.py REPO_ROOT COORDINATOR_BIN WORKER_BIN
@@ -70,8 +70,28 @@ class HealthcheckTest(unittest.TestCase):
             p.wait(timeout=30)
             self.assertNotEqual(probe("http", f"http://127.0.0.1:{metrics}/metrics"), 0)
 
+    def test_coordinator_grpc_health_over_tls(self):
+        port = free_port()
+        with tempfile.TemporaryDirectory() as d:
+            def self_signed(name):
+                key, cert = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+                subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                                "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                               check=True, capture_output=True)
+                return key, cert
+
+            key, cert = self_signed("server")
+            _, other = self_signed("other")
+            self.start([COORDINATOR, "--listen", f"127.0.0.1:{port}", "--data-dir", d,
+                        "--tls-cert", cert, "--tls-key", key])
+            self.assertTrue(wait_healthy("grpc", f"127.0.0.1:{port}", "--tls-ca", cert))
+            self.assertNotEqual(probe("grpc", f"127.0.0.1:{port}"), 0)  # Plaintext is refused.
+            self.assertNotEqual(probe("grpc", f"127.0.0.1:{port}", "--tls-ca", other), 0)
+
     def test_usage(self):
         self.assertEqual(probe("tcp", "x"), 2)
+        self.assertEqual(probe("grpc", "h:1", "--tls-cert", "c"), 2)  # A cert needs --tls-ca.
 
 
 if __name__ == "__main__":
