@@ -10,7 +10,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/logging.h"
 
 namespace dino {
 namespace {
@@ -75,8 +74,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
           "refusing plaintext gRPC on non-loopback address ", listen,
           ": give --tls-cert and --tls-key, or --insecure to accept unencrypted connections"));
     }
-    DINO_LOG(WARNING) << "--insecure: serving plaintext gRPC on " << listen
-                      << "; tokens and data cross the network unencrypted";
     return grpc::InsecureServerCredentials();
   }
   grpc::SslServerCredentialsOptions ssl;

@@ -4,14 +4,15 @@
 // Server side: TLS when a certificate and key are given (--tls-cert/--tls-key), and mutual TLS
 // when a client CA is given too (--tls-client-ca: every client must present a certificate signed
 // by it). Without a certificate the server speaks plaintext, which is allowed only on a loopback
-// address (127.0.0.0/8, ::1, localhost, unix sockets) unless `insecure` (--insecure) is set, in
-// which case a warning is logged.
+// address (127.0.0.0/8, ::1, localhost, unix sockets) unless `insecure` (--insecure) is set (the
+// server then logs a warning).
 //
 // Client side: TLS that verifies the server against --tls-ca, with an optional client certificate
 // and key for mTLS; plaintext when no CA is given.
 //
 // Ownership: the returned credentials are shared_ptrs owned by the caller. Thread-safety: the
-// functions are pure apart from reading the named files and logging. Failure: INVALID_ARGUMENT for
+// functions are pure apart from reading the named files, so main() may call them early to check
+// its flags. Failure: INVALID_ARGUMENT for
 // an inconsistent flag combination (a key without a certificate, a client CA without a server
 // certificate), NOT_FOUND/FAILED_PRECONDITION naming a PEM file that cannot be read,
 // FAILED_PRECONDITION for plaintext on a non-loopback address without `insecure`. Messages name

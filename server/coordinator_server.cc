@@ -54,6 +54,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     DINO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           MakeServerCredentials(options.tls, options.listen));
     builder.AddListeningPort(options.listen, credentials, &server->port_);
+    if (options.tls.cert_file.empty() && !IsLoopbackAddress(options.listen)) {
+      DINO_LOG(WARNING) << "--insecure: serving plaintext gRPC on " << options.listen
+                        << "; tokens and data cross the network unencrypted";
+    }
   }
   if (server->auth_calls_ != nullptr) {
     const auto* pool = google::protobuf::DescriptorPool::generated_pool();

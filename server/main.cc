@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/file_system.h"
+#include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_http.h"
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   std::string heartbeat_interval = "3s";
   std::string shutdown_grace = "10s";
   bool verbose = false;
-  dino::ServerTlsOptions tls;  // Checked by CoordinatorServer::Start (common/grpc_credentials.h).
+  dino::ServerTlsOptions tls;  // common/grpc_credentials.h
   std::string auth_tokens;
   int max_queued_per_submitter = 0;
   app.add_option("--tls-cert", tls.cert_file, "PEM certificate chain: serve gRPC over TLS");
@@ -133,6 +134,10 @@ int main(int argc, char** argv) {
   options.listen = listen;
   options.data_dir = data_dir;
   options.tls = tls;
+  // The TLS flags are checked here too, so that their error comes before the others'.
+  if (auto credentials = dino::MakeServerCredentials(tls, listen); !credentials.ok()) {
+    return Fail(std::string(credentials.status().message()), 2);
+  }
   options.coordinator.max_queued_per_submitter = max_queued_per_submitter;
   if (!auth_tokens.empty()) {
     absl::StatusOr<dino::server::TokenTable> tokens = dino::server::TokenTable::Load(auth_tokens);
