@@ -54,11 +54,16 @@ def main():
 
     def on_interrupt(signum, frame):
         del signum, frame
-        if not cancelled["asked"]:
-            cancelled["asked"] = True
+        if cancelled["asked"]:
+            return
+        cancelled["asked"] = True
+        print(f"cancelling {job_id}", file=sys.stderr, flush=True)
+        try:
+            # The watch below then sees the job become CANCELLED and ends.
             stub.CancelJob(coordinator_pb2.CancelJobRequest(job_id=job_id, reason="Ctrl-C"),
                            timeout=args.timeout)
-            print(f"cancelling {job_id}", file=sys.stderr, flush=True)
+        except grpc.RpcError as e:
+            print(f"error: {e.code().name}: {e.details()}", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, on_interrupt)
     signal.signal(signal.SIGTERM, on_interrupt)

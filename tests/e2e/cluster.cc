@@ -94,6 +94,27 @@ absl::StatusOr<int> Process::Stop(absl::Duration grace) {
       absl::StrCat(name_, " ignored SIGTERM for ", absl::FormatDuration(grace)));
 }
 
+void Process::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(name_, " still running after ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(name_, " was already reaped"));
+}
+
 Cluster::Cluster(const std::string& test_name) {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = tmp != nullptr ? tmp : "/tmp";
@@ -148,6 +169,15 @@ absl::StatusOr<int> Cluster::StopWorker(int i, absl::Duration grace) {
   return workers_.at(i)->Stop(grace);
 }
 
+pid_t Cluster::worker_pid(int i) const {
+  auto it = workers_.find(i);
+  return it == workers_.end() ? -1 : it->second->pid();
+}
+
+std::string Cluster::coordinator_address() const {
+  return absl::StrCat("127.0.0.1:", coordinator_port_);
+}
+
 absl::StatusOr<dino::v1::Job> Cluster::Submit(const dino::v1::JobSpec& spec) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -178,6 +208,15 @@ absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Cluster::Checkpoints(const
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListCheckpoints(&context, request, &response)));
   return std::vector<dino::v1::CheckpointInfo>(response.checkpoints().begin(),
                                                response.checkpoints().end());
+}
+
+absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Cluster::Workers() {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  dino::v1::ListWorkersRequest request;
+  dino::v1::ListWorkersResponse response;
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListWorkers(&context, request, &response)));
+  return std::vector<dino::v1::WorkerInfo>(response.workers().begin(), response.workers().end());
 }
 
 absl::StatusOr<dino::v1::Job> Cluster::WaitFor(

@@ -27,6 +27,11 @@ class Process {
   // SIGTERM, then the exit code once it exits by itself within `grace`; past it, SIGKILL and
   // DEADLINE_EXCEEDED. A death by signal N is 128 + N.
   absl::StatusOr<int> Stop(absl::Duration grace);
+  void Signal(int signal);  // Sends `signal` and returns (e.g. SIGINT to a client).
+  // Waits for the process to exit and returns its exit code (128 + signal when killed by one);
+  // DEADLINE_EXCEEDED (process left running) when it is still running after `timeout`.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+  pid_t pid() const { return pid_; }  // -1 once reaped.
   const std::string& log_path() const { return log_path_; }
   const std::string& name() const { return name_; }
 
@@ -49,6 +54,8 @@ class Cluster {
   void KillWorker(int i);
   // A graceful stop (what Kubernetes and `docker stop` do): see Process::Stop.
   absl::StatusOr<int> StopWorker(int i, absl::Duration grace);
+  pid_t worker_pid(int i) const;            // -1 when worker `i` is not running.
+  std::string coordinator_address() const;  // "127.0.0.1:PORT"
 
   dino::v1::JobService::Stub* jobs() { return stub_.get(); }
   const std::string& dir() const { return dir_; }
@@ -57,6 +64,7 @@ class Cluster {
   absl::StatusOr<dino::v1::Job> Submit(const dino::v1::JobSpec& spec);
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& id);
   absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Checkpoints(const std::string& id);
+  absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Workers();
   // Polls until the job is in a terminal state or `timeout` passes (then DEADLINE_EXCEEDED).
   absl::StatusOr<dino::v1::Job> WaitTerminal(const std::string& id, absl::Duration timeout);
   // Polls until `pred(job)` holds.

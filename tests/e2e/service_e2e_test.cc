@@ -48,6 +48,17 @@ TEST(ServiceE2E, OneRankJobSucceedsWithCheckpointsMetricsKnnAndLoadableExport) {
       absl::StrCat(Python(), " ", std::getenv("DINO_SOURCE_ROOT"), "/tests/e2e/load_export.py ",
                    teacher, " 2 > ", cluster.dir(), "/load_export.log 2>&1");
   EXPECT_EQ(std::system(cmd.c_str()), 0) << "see " << cluster.dir() << "/load_export.log";
+
+#ifdef DINOCTL_BIN
+  // `dinoctl export` of the final checkpoint through the coordinator loads the same way.
+  const std::string exported = cluster.dir() + "/dinoctl_export.pt";
+  const std::string export_cmd = absl::StrCat(
+      DINOCTL_BIN, " --coordinator ", cluster.coordinator_address(), " export ", job.id(), " -o ",
+      exported, " > ", cluster.dir(), "/dinoctl_export.log 2>&1 && ", Python(), " ",
+      std::getenv("DINO_SOURCE_ROOT"), "/tests/e2e/load_export.py ", exported, " 2 >> ",
+      cluster.dir(), "/dinoctl_export.log 2>&1");
+  EXPECT_EQ(std::system(export_cmd.c_str()), 0) << "see " << cluster.dir() << "/dinoctl_export.log";
+#endif
 }
 
 TEST(ServiceE2E, TwoRankJobSucceeds) {
