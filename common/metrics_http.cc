@@ -1,7 +1,10 @@
 #include "common/metrics_http.h"
 
 #include <civetweb.h>
+#include <dlfcn.h>
+#include <pthread.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -121,3 +124,17 @@ int MetricsHttpServer::HandleMetrics(struct mg_connection* connection, void* ser
 
 }  // namespace metrics
 }  // namespace dino
+
+// Debian's civetweb 1.15 is built with USE_STACK_SIZE=102400: it starts every thread with a 100 KiB
+// stack. glibc carves the static TLS of all loaded libraries out of each thread's stack, and in
+// dino-worker (LibTorch, OpenBLAS 60 KiB, glog 30 KiB) that alone exceeds 100 KiB, so civetweb's
+// pthread_create failed with EINVAL and the worker could not serve /metrics. civetweb has no
+// runtime option for it; this definition (the executable's symbol interposes on libc's for every
+// library in the process) raises requests below 1 MiB to 1 MiB and passes the rest through.
+extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stack_size) {
+  using Fn = int (*)(pthread_attr_t*, size_t);
+  static const Fn libc_setstacksize =
+      reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+  constexpr size_t kMinStackBytes = size_t{1} << 20;
+  return libc_setstacksize(attr, std::max(stack_size, kMinStackBytes));
+}
