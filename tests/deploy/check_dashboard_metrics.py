@@ -3,7 +3,14 @@
 deploy/METRICS.md, the contract the coordinator and workers export.
 
 Usage: check_dashboard_metrics.py METRICS.md DASHBOARD.json [ALERTS.yml ...]
-       [--datasources PROVISIONING.yml]
+       [--datasources PROVISIONING.yml] [--exposition SCRAPE.txt ...]
+
+With --exposition (the /metrics output of real coordinator and worker processes, as
+tests/e2e/metrics_e2e_test.cc scrapes it), every queried metric must also be exposed by one of
+those files: a sample or a `# TYPE` declaration (a labelled family with no live series, such as GPU
+memory on a CPU worker, is declared but has no sample), the `_bucket`/`_sum`/`_count` series of a
+declared histogram, or a series Prometheus synthesises itself (`up`). And every metric listed in
+METRICS.md for the coordinator or the worker must be exposed by them.
 
 Also checks that the dashboard parses, has unique panel ids and refers to the provisioned
 datasource uid. Standard library only (no PyYAML): the alert file is read for its `expr:` entries.
@@ -59,6 +66,37 @@ def known(name, metrics):
         if name.endswith(suffix) and metrics.get(base) == "histogram":
             return True
     return False
+
+
+# Series Prometheus adds to every target itself; no binary exports them.
+SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+             "scrape_samples_post_metric_relabeling", "scrape_series_added"}
+
+
+def read_exposition(paths):
+    """{name: type} from text exposition files: TYPE lines, plus sample names ('untyped')."""
+    exposed = {}
+    for path in paths:
+        for line in open(path, encoding="utf-8"):
+            match = re.match(r"#\s*TYPE\s+([A-Za-z_:][A-Za-z0-9_:]*)\s+(\w+)", line)
+            if match:
+                exposed[match.group(1)] = match.group(2)
+                continue
+            match = re.match(r"([A-Za-z_:][A-Za-z0-9_:]*)[{ ]", line)
+            if match and not line.startswith("#"):
+                exposed.setdefault(match.group(1), "untyped")
+    return exposed
+
+
+def listed_for_binaries(path):
+    """Names of the METRICS.md rows whose Binary cell is coordinator, worker or both."""
+    names = set()
+    for line in open(path, encoding="utf-8"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if (len(cells) >= 4 and re.fullmatch(r"`[A-Za-z_:][A-Za-z0-9_:]*`", cells[0]) and
+                cells[3] in ("coordinator", "worker", "both")):
+            names.add(cells[0].strip("`"))
+    return names
 
 
 def dashboard_queries(dashboard, problems):
@@ -132,6 +170,7 @@ def main():
     parser.add_argument("dashboard")
     parser.add_argument("alerts", nargs="*")
     parser.add_argument("--datasources")
+    parser.add_argument("--exposition", nargs="+", default=[])
     args = parser.parse_args()
 
     problems = []
@@ -153,6 +192,11 @@ def main():
             problems.append(f"{path}: no expr found")
         queries += found
 
+    exposed = read_exposition(args.exposition) if args.exposition else None
+    if exposed is not None:
+        for name in sorted(listed_for_binaries(args.metrics_md) - set(exposed)):
+            problems.append(f"'{name}' is listed in {args.metrics_md} but no scraped output "
+                            f"exposes it")
     used = set()
     for where, expr in queries:
         names = metric_names(expr)
@@ -162,6 +206,8 @@ def main():
             used.add(name)
             if not known(name, metrics):
                 problems.append(f"{where}: metric '{name}' is not in {args.metrics_md}")
+            if exposed is not None and name not in SYNTHETIC and not known(name, exposed):
+                problems.append(f"{where}: metric '{name}' is not in the scraped output")
 
     if args.datasources:
         provisioned = set(re.findall(r"^\s*uid:\s*(\S+)", open(args.datasources).read(), re.M))
@@ -172,7 +218,8 @@ def main():
         print(f"FAIL: {problem}")
     if problems:
         return 1
-    print(f"OK: {len(queries)} queries use {len(used)} metrics, all in {args.metrics_md}")
+    where = f"{args.metrics_md} and the scraped output" if exposed is not None else args.metrics_md
+    print(f"OK: {len(queries)} queries use {len(used)} metrics, all in {where}")
     return 0
 
 

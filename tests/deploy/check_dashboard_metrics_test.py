@@ -51,7 +51,7 @@ def checker_table():
 
 
 class MainTest(unittest.TestCase):
-    def run_main(self, dashboard, alerts_text=None):
+    def run_main(self, dashboard, alerts_text=None, expositions=None):
         with tempfile.TemporaryDirectory() as tmp:
             table = os.path.join(tmp, "METRICS.md")
             board = os.path.join(tmp, "dash.json")
@@ -63,6 +63,12 @@ class MainTest(unittest.TestCase):
                 alerts = os.path.join(tmp, "alerts.yml")
                 open(alerts, "w").write(alerts_text)
                 argv.append(alerts)
+            if expositions is not None:
+                argv.append("--exposition")
+                for i, text in enumerate(expositions):
+                    path = os.path.join(tmp, f"scrape{i}.txt")
+                    open(path, "w").write(text)
+                    argv.append(path)
             out = io.StringIO()
             old_argv, sys.argv = sys.argv, argv
             try:
@@ -107,6 +113,50 @@ class MainTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("dino_missing_gauge", out)
         self.assertNotIn("dino_train_step_seconds_count'", out)
+
+
+COORDINATOR_SCRAPE = """# HELP dino_jobs Jobs.
+# TYPE dino_jobs gauge
+dino_jobs{state="RUNNING"} 1
+"""
+WORKER_SCRAPE = """# HELP dino_train_step_seconds Step.
+# TYPE dino_train_step_seconds histogram
+dino_train_step_seconds_bucket{job="j",rank="0",le="+Inf"} 3
+dino_train_step_seconds_sum{job="j",rank="0"} 0.3
+dino_train_step_seconds_count{job="j",rank="0"} 3
+# HELP dino_train_images_total Images.
+# TYPE dino_train_images_total counter
+"""
+
+
+class ExpositionTest(unittest.TestCase):
+    def setUp(self):
+        self.main = MainTest()
+
+    def test_accepts_names_exposed_by_samples_declarations_and_prometheus(self):
+        code, out = self.main.run_main(
+            MainTest.board("dino_jobs", "rate(dino_train_images_total[1m])",
+                           "dino_train_step_seconds_count", "up"),
+            expositions=[COORDINATOR_SCRAPE, WORKER_SCRAPE])
+        self.assertEqual(code, 0, out)
+        self.assertIn("scraped output", out)
+
+    def test_rejects_a_listed_metric_no_process_exposes(self):
+        code, out = self.main.run_main(MainTest.board("dino_jobs"),
+                                       expositions=[COORDINATOR_SCRAPE])
+        self.assertEqual(code, 1)
+        self.assertIn("'dino_train_images_total' is listed", out)
+        self.assertIn("'dino_train_step_seconds' is listed", out)
+        self.assertNotIn("'dino_jobs' is listed", out)
+        self.assertNotIn("'up' is listed", out)
+
+    def test_rejects_a_queried_metric_missing_from_the_scrape(self):
+        broken = WORKER_SCRAPE.replace("dino_train_images_total", "dino_other_total")
+        code, out = self.main.run_main(
+            MainTest.board("rate(dino_train_images_total[1m])"),
+            expositions=[COORDINATOR_SCRAPE, broken])
+        self.assertEqual(code, 1)
+        self.assertIn("metric 'dino_train_images_total' is not in the scraped output", out)
 
 
 if __name__ == "__main__":

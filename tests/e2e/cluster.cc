@@ -132,15 +132,24 @@ Cluster::~Cluster() {
 
 std::string Cluster::worker_dir(int i) const { return absl::StrCat(dir_, "/worker-", i); }
 
+int Cluster::worker_metrics_port(int i) const {
+  auto it = worker_metrics_ports_.find(i);
+  return it == worker_metrics_ports_.end() ? 0 : it->second;
+}
+
 void Cluster::StartCoordinator() {
+  if (metrics_ && coordinator_metrics_port_ == 0) {
+    coordinator_metrics_port_ = dist::PickFreeTcpPort().value();
+  }
   const std::string log = absl::StrCat(dir_, "/coordinator-", ++starts_, ".log");
   log_paths_.push_back(log);
   coordinator_ = std::make_unique<Process>(
       "coordinator",
       std::vector<std::string>{DINO_COORDINATOR_BIN, "--listen",
                                absl::StrCat("127.0.0.1:", coordinator_port_), "--data-dir",
-                               dir_ + "/coordinator", "--metrics-port", "0", "--worker-timeout",
-                               "3s", "--heartbeat-interval", "300ms"},
+                               dir_ + "/coordinator", "--metrics-host", "127.0.0.1",
+                               "--metrics-port", absl::StrCat(coordinator_metrics_port_),
+                               "--worker-timeout", "3s", "--heartbeat-interval", "300ms"},
       log);
 }
 
@@ -150,16 +159,19 @@ void Cluster::StartWorker(int i) {
   while (static_cast<int>(worker_ports_.size()) <= i) {
     worker_ports_.push_back(dist::PickFreeTcpPort().value());
   }
+  if (metrics_ && worker_metrics_ports_[i] == 0) {
+    worker_metrics_ports_[i] = dist::PickFreeTcpPort().value();
+  }
   const std::string log = absl::StrCat(dir_, "/worker-", i, "-", ++starts_, ".log");
   log_paths_.push_back(log);
   workers_[i] = std::make_unique<Process>(
       absl::StrCat("worker-", i),
-      std::vector<std::string>{DINO_WORKER_BIN, "--coordinator",
-                               absl::StrCat("127.0.0.1:", coordinator_port_), "--device", "cpu",
-                               "--threads", "1", "--rendezvous-port",
-                               absl::StrCat(worker_ports_[i]), "--advertise-host", "127.0.0.1",
-                               "--name", absl::StrCat("worker-", i), "--work-dir", worker_dir(i),
-                               "--collective-timeout", "10"},
+      std::vector<std::string>{
+          DINO_WORKER_BIN, "--metrics-port", absl::StrCat(worker_metrics_port(i)), "--coordinator",
+          absl::StrCat("127.0.0.1:", coordinator_port_), "--device", "cpu", "--threads", "1",
+          "--rendezvous-port", absl::StrCat(worker_ports_[i]), "--advertise-host", "127.0.0.1",
+          "--name", absl::StrCat("worker-", i), "--work-dir", worker_dir(i), "--collective-timeout",
+          "10"},
       log);
 }
 
@@ -236,8 +248,7 @@ absl::StatusOr<dino::v1::Job> Cluster::WaitFor(
                    job.ok() ? job->DebugString() : job.status().ToString(), " ", last.ToString()));
 }
 
-absl::StatusOr<dino::v1::Job> Cluster::WaitTerminal(const std::string& id,
-                                                    absl::Duration timeout) {
+absl::StatusOr<dino::v1::Job> Cluster::WaitTerminal(const std::string& id, absl::Duration timeout) {
   return WaitFor(
       id,
       [](const dino::v1::Job& j) {

@@ -52,6 +52,11 @@ class Cluster {
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
   void KillWorker(int i);
+  // From the next Start* on, processes serve /metrics on free ports (the coordinator on
+  // 127.0.0.1); off by default (--metrics-port 0).
+  void EnableMetrics() { metrics_ = true; }
+  int coordinator_metrics_port() const { return coordinator_metrics_port_; }
+  int worker_metrics_port(int i) const;  // 0 when worker `i` serves none.
   // A graceful stop (what Kubernetes and `docker stop` do): see Process::Stop.
   absl::StatusOr<int> StopWorker(int i, absl::Duration grace);
   pid_t worker_pid(int i) const;            // -1 when worker `i` is not running.
@@ -77,6 +82,9 @@ class Cluster {
  private:
   std::string dir_;
   int coordinator_port_ = 0;
+  bool metrics_ = false;
+  int coordinator_metrics_port_ = 0;
+  std::map<int, int> worker_metrics_ports_;
   std::vector<int> worker_ports_;
   std::unique_ptr<Process> coordinator_;
   std::map<int, std::unique_ptr<Process>> workers_;
