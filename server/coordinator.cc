@@ -396,6 +396,12 @@ absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureRe
                                             const std::string& message,
                                             const std::string& except_worker) {
   Job updated = entry.job;
+  // A gang that loses a leaving worker fails in whatever way its peers notice first (a collective
+  // abort, a lost worker); all of these are the one preemption.
+  if (reason != dino::v1::FAILURE_REASON_PREEMPTED && AttemptHasLeavingWorkerLocked(updated)) {
+    reason = dino::v1::FAILURE_REASON_PREEMPTED;
+  }
+  const bool preempted = reason == dino::v1::FAILURE_REASON_PREEMPTED;
   CoordinatorMessage notice;
   auto* abort = notice.mutable_abort();
   abort->set_job_id(updated.id());
@@ -417,12 +423,6 @@ absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureRe
                                          dino::v1::FailureReason_Name(reason), ": ", message,
                                          "); restarting from the latest checkpoint");
     events.push_back(StateEventLocked(updated, dino::v1::JOB_STATE_RESTARTING, reason, why));
-  // A gang that loses a leaving worker fails in whatever way its peers notice first (a collective
-  // abort, a lost worker); all of these are the one preemption.
-  if (reason != dino::v1::FAILURE_REASON_PREEMPTED && AttemptHasLeavingWorkerLocked(updated)) {
-    reason = dino::v1::FAILURE_REASON_PREEMPTED;
-  }
-  const bool preempted = reason == dino::v1::FAILURE_REASON_PREEMPTED;
     updated.set_state(dino::v1::JOB_STATE_RESTARTING);
     updated.set_message(why);
     if (metrics_ != nullptr) metrics_->restarts->Increment();

@@ -123,16 +123,16 @@ class Coordinator {
       std::unique_ptr<CheckpointUpload> upload, const std::string& sha256);
   void AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload);
   absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
-
-  // ---- Time ----
-  // Declares workers silent for longer than worker_timeout dead (failing their attempts) and
-  // schedules queued jobs.
-  void Tick();
   // The worker is shutting down (WorkerMessage.Leaving, after SIGTERM): nothing more is scheduled
   // on it, a failure of its current attempt is a preemption (FAILURE_REASON_PREEMPTED: retried,
   // not counted against max_restarts), and it is declared gone when its stream ends.
   // NOT_FOUND for an unknown or dead worker. In coordinator_liveness.cc.
   absl::Status WorkerLeaving(const std::string& worker_id, const std::string& reason);
+
+  // ---- Time ----
+  // Declares workers silent for longer than worker_timeout dead (failing their attempts) and
+  // schedules queued jobs.
+  void Tick();
   // Ends every worker stream and watch with UNAVAILABLE and refuses new work. Idempotent.
   void Shutdown();
 
@@ -150,14 +150,14 @@ class Coordinator {
     int64_t seq = 0;  // Registration order: ranks follow it.
     absl::Time last_seen;
     std::shared_ptr<WorkerChannel> channel;
+    // Sent Leaving (or reported PREEMPTED): never scheduled again. In memory only: a worker that
+    // is still leaving after a coordinator restart says so again on its next stream.
+    bool leaving = false;
   };
   struct Watcher {
     std::string job_id;
     bool skip_progress = false;
     EventSink* sink = nullptr;
-    // Sent Leaving (or reported PREEMPTED): never scheduled again. In memory only: a worker that
-    // is still leaving after a coordinator restart says so again on its next stream.
-    bool leaving = false;
   };
 
   // Writes `updated` and `events` (indices assigned here) to the store, then makes them current
@@ -199,13 +199,13 @@ class Coordinator {
   void OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when a rank of the job's current attempt runs on a leaving worker.
+  bool AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   google::protobuf::Timestamp NowProto() const;
 
   Store* const store_;
   CheckpointRegistry* const checkpoints_;
   Clock* const clock_;
-  // True when a rank of the job's current attempt runs on a leaving worker.
-  bool AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const CoordinatorOptions options_;
   CoordinatorMetrics* const metrics_;
 
@@ -224,9 +224,9 @@ class Coordinator {
 
 // True when an attempt that failed for `reason` may be retried.
 bool IsRetryable(dino::v1::FailureReason reason);
-bool IsTerminal(dino::v1::JobState state);
-
-}  // namespace dino::server
 // The restarts that count against max_restarts: attempts after the first, except those that
 // followed a preempted attempt (FAILURE_REASON_PREEMPTED). This is Job.restarts.
 int32_t CountedRestarts(const dino::v1::Job& job);
+bool IsTerminal(dino::v1::JobState state);
+
+}  // namespace dino::server

@@ -315,26 +315,20 @@ absl::Status AttemptRunner::Train() {
       return absl::OkStatus();
     };
     result = (*training)->Run(callbacks);
-    training->reset();
-  }
-  release_group();
-  group.reset();  // Tears down the backend and the store before reporting.
-
-  if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
     if (preempt_.load() && reporter_ != nullptr) {
       // Upload the checkpoint that was due before leaving the gang: the peers are still waiting
       // in the next collective, so the attempt stays current until this rank lets go.
       absl::Status flushed = reporter_->Drain([this] { return abort_.load(); });
       if (!flushed.ok()) DINO_LOG(WARNING) << "uploading before leaving: " << flushed;
     }
+    training->reset();
+  }
+  release_group();
+  group.reset();  // Tears down the backend and the store before reporting.
+
+  if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
     return absl::AbortedError("attempt aborted");  // No result is expected after an abort.
   }
-  if (!result.ok()) {
-    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, result.status(), step_.load(), std::nullopt);
-    return result.status();
-  }
-  std::optional<double> knn;
-  if (result->knn.has_value()) knn = result->knn->top1;
   if (preempt_.load() && (!result.ok() || result->cancelled)) {
     const absl::Status preempted = absl::UnavailableError(absl::StrCat(
         "the worker is shutting down (preempted at step ", step_.load(), ")",
@@ -342,6 +336,12 @@ absl::Status AttemptRunner::Train() {
     Report(dino::v1::ATTEMPT_OUTCOME_FAILED, preempted, step_.load(), std::nullopt);
     return preempted;
   }
+  if (!result.ok()) {
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, result.status(), step_.load(), std::nullopt);
+    return result.status();
+  }
+  std::optional<double> knn;
+  if (result->knn.has_value()) knn = result->knn->top1;
   step_.store(result->steps);
   Report(
       result->cancelled ? dino::v1::ATTEMPT_OUTCOME_CANCELLED : dino::v1::ATTEMPT_OUTCOME_SUCCEEDED,

@@ -59,11 +59,11 @@ class AttemptRunner {
   void Start();
   void Cancel(const std::string& reason);
   void Abort(const std::string& reason);
+  void Preempt(const std::string& reason);
 
   const dino::v1::Assignment& assignment() const { return assignment_; }
   dino::v1::RunningAttempt running() const;
   bool done() const { return done_.load(); }
-  void Preempt(const std::string& reason);
   absl::Status final_status() const;
 
  private:
@@ -83,11 +83,11 @@ class AttemptRunner {
 
   std::atomic<bool> cancel_{false};
   std::atomic<bool> abort_{false};
+  std::atomic<bool> preempt_{false};
   std::atomic<bool> done_{false};
   std::atomic<int64_t> step_{0};
   std::thread thread_;
 
-  std::atomic<bool> preempt_{false};
   mutable absl::Mutex mu_;
   dist::ProcessGroupHandle* group_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while training.
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);

@@ -34,7 +34,6 @@
 #include "worker/agent/worker_metrics.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
   // Signals are taken by a watcher thread, which leaves or stops the agent cleanly. Blocked
   // first, before anything (gRPC credentials, the metrics server) starts a thread that would
   // otherwise inherit an open mask and let SIGTERM kill the process.
@@ -44,6 +43,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
   dino::agent::AgentOptions options;
   int metrics_port = 0;
   int64_t timeout_seconds = 60;
@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
   }
 
   dino::agent::Agent agent(options, dino::RealClock::Get());
+  std::atomic<bool> finished{false};
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -142,9 +143,8 @@ int main(int argc, char** argv) {
                  << options.coordinator;
   agent.Run();
   // Wake the watcher if Run ended for another reason.
+  finished.store(true);
   pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
   return 0;
-  std::atomic<bool> finished{false};
 }
-  finished.store(true);
