@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -12,6 +13,21 @@
 namespace dino::server {
 
 using dino::v1::CheckpointInfo;
+
+namespace {
+
+// Job ids name a directory under the registry's dir: only plain names ("job-12") may do that.
+bool IsPlainName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 absl::Status CheckpointUpload::Append(absl::string_view data) {
   if (received_ + static_cast<int64_t>(data.size()) > info_.size_bytes()) {
@@ -58,6 +74,11 @@ absl::Status CheckpointRegistry::Recover() {
 
 absl::StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointRegistry::BeginUpload(
     CheckpointInfo info) {
+  if (!IsPlainName(info.job_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint job_id must be 1..128 bytes of [A-Za-z0-9._-] and not \".\" or \"..\", got \"",
+        absl::CEscape(info.job_id()), "\""));
+  }
   if (info.size_bytes() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint size_bytes must be >= 0, got ", info.size_bytes()));

@@ -11,6 +11,9 @@
 // Retention keeps the `keep_last` most recent checkpoints plus the `keep_best` best by k-NN
 // top-1 (those that have one).
 //
+// File names come from the registry alone: ids are assigned here ("ckpt-N"), and a job_id that is
+// not a plain name ([A-Za-z0-9._-], not "." or "..") is INVALID_ARGUMENT at BeginUpload.
+//
 // Ownership: borrows the Store and the FileSystem, which must outlive it. A CheckpointUpload is
 // owned by the caller streaming it.
 // Thread-safety: the registry is safe from any thread (distinct uploads use distinct files); one

@@ -43,12 +43,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->job_service_ =
       std::make_unique<JobServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
   server->worker_service_ = std::make_unique<WorkerServiceImpl>(server->coordinator_.get());
+  server->job_service_->SetLimits(options.limits);
+  server->worker_service_->SetLimits(options.limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.limits.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.limits.max_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   if (!options.listen.empty()) {
     DINO_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,

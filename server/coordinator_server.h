@@ -35,6 +35,7 @@
 #include "server/coordinator_metrics.h"
 #include "server/grpc_server_metrics.h"
 #include "server/job_service.h"
+#include "server/limits.h"
 #include "server/store.h"
 #include "server/worker_service.h"
 
@@ -49,6 +50,9 @@ struct ServerOptions {
   CoordinatorOptions coordinator;
   // How often Tick() runs; zero disables the ticker (tests call Tick themselves).
   absl::Duration tick_interval = absl::Seconds(1);
+  // Message sizes, spec size, data roots, watch streams per client, upload sizes
+  // (server/limits.h). limits.max_message_bytes replaces kMaxMessageBytes on the server side.
+  ServerLimits limits;
   // Transport security of `listen` (common/grpc_credentials.h): TLS/mTLS, or plaintext only on a
   // loopback address unless tls.insecure. Start fails with the credentials' message otherwise.
   ServerTlsOptions tls;

@@ -27,10 +27,16 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
 // deletes) can never run before the token is known.
 class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
  public:
-  WatchReactor(Coordinator* coordinator, const dino::v1::WatchJobRequest& request)
-      : coordinator_(coordinator) {
+  // `limiter` counts this stream against `client` (server/limits.h) until OnDone.
+  WatchReactor(Coordinator* coordinator, const dino::v1::WatchJobRequest& request,
+               WatchStreamLimiter* limiter, std::string client)
+      : coordinator_(coordinator), limiter_(limiter), client_(std::move(client)) {
+    absl::Status admitted = limiter_->Acquire(client_);
     absl::StatusOr<int64_t> token =
-        coordinator_->Watch(request.job_id(), request.after_index(), request.skip_progress(), this);
+        admitted.ok() ? coordinator_->Watch(request.job_id(), request.after_index(),
+                                            request.skip_progress(), this)
+                      : absl::StatusOr<int64_t>(admitted);
+    if (!admitted.ok()) limiter_ = nullptr;  // Nothing to release.
     absl::MutexLock lock(&mu_);
     if (!token.ok()) {
       queue_.clear();
@@ -72,6 +78,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
 
   void OnDone() override {
     if (token_ > 0) coordinator_->Unwatch(token_);
+    if (limiter_ != nullptr) limiter_->Release(client_);
     delete this;
   }
 
@@ -99,6 +106,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
   }
 
   Coordinator* const coordinator_;
+  WatchStreamLimiter* limiter_;  // Null when the stream was refused. Written in the constructor.
+  const std::string client_;
   int64_t token_ = 0;  // Written once in the constructor, before any Finish.
   absl::Mutex mu_;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
@@ -178,6 +187,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     std::optional<Principal> caller = calls_->Caller(context);
     if (caller.has_value()) submitter = caller->name;
   }
+  if (absl::Status allowed = CheckSubmittedSpec(request->spec(), limits_); !allowed.ok()) {
+    return Done(context, allowed);
+  }
   auto result = coordinator_->SubmitJob(request->spec(), submitter);
   if (result.ok()) *response = std::move(*result);
   return Done(context, result.status());
@@ -208,8 +220,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
 }
 
 grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*context*/, const dino::v1::WatchJobRequest* request) {
-  return new WatchReactor(coordinator_, *request);
+    grpc::CallbackServerContext* context, const dino::v1::WatchJobRequest* request) {
+  std::string caller;
+  if (calls_ != nullptr) {
+    std::optional<Principal> principal = calls_->Caller(context);
+    if (principal.has_value()) caller = principal->name;
+  }
+  return new WatchReactor(coordinator_, *request, watch_streams_.get(),
+                          ClientKey(context->peer(), caller));
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::ListCheckpoints(

@@ -13,6 +13,7 @@
 #include "dino/v1/coordinator.grpc.pb.h"
 #include "server/auth_interceptor.h"
 #include "server/coordinator.h"
+#include "server/limits.h"
 
 namespace dino::server {
 
@@ -51,9 +52,19 @@ class JobServiceImpl final : public dino::v1::JobService::CallbackService {
                                         const dino::v1::ListWorkersRequest* request,
                                         dino::v1::ListWorkersResponse* response) override;
 
+  // Request limits (server/limits.h): SubmitJob's spec size and data roots, WatchJob streams per
+  // client. Set once before the server starts.
+  void SetLimits(const ServerLimits& limits) {
+    limits_ = limits;
+    watch_streams_ = std::make_unique<WatchStreamLimiter>(limits.max_watch_streams_per_client);
+  }
+
  private:
   Coordinator* const coordinator_;
   const AuthCalls* const calls_;
+  ServerLimits limits_;
+  std::unique_ptr<WatchStreamLimiter> watch_streams_ =
+      std::make_unique<WatchStreamLimiter>(ServerLimits().max_watch_streams_per_client);
 };
 
 // The DownloadCheckpoint stream, shared by JobService and WorkerService.

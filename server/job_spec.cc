@@ -101,9 +101,9 @@ void CheckData(const JobSpec& spec, Checker* c) {
     c->Fail("data.path must be set unless data.kind is DATASET_KIND_SYNTHETIC");
   }
   c->MaxLength("data.path", d.path(), 4096);
-  c->Range("data.max_short_side", d.max_short_side(), 0, 65536);
+  c->Range("data.max_short_side", d.max_short_side(), 0, 8192);
   c->Range("data.loader_threads", d.loader_threads(), 0, 256);
-  c->AtLeast("data.max_corrupt", d.max_corrupt(), 0);
+  c->Range("data.max_corrupt", d.max_corrupt(), 0, 1e9);
   c->Range("data.synthetic_images", d.synthetic_images(), 1, 100000000);
   c->Range("data.synthetic_classes", d.synthetic_classes(), 1, 100000);
   c->Range("data.synthetic_image_size", d.synthetic_image_size(), 1, 4096);
@@ -211,11 +211,11 @@ void CheckResourcesAndPolicies(const JobSpec& spec, Checker* c) {
     c->Fail("optim.bf16 must be false unless resources.device is DEVICE_KIND_CUDA");
   }
   const auto& k = spec.checkpoint();
-  c->AtLeast("checkpoint.every_steps", k.every_steps(), 0);
+  c->Range("checkpoint.every_steps", k.every_steps(), 0, 1e9);
   c->Range("checkpoint.keep_last", k.keep_last(), 1, 10000);
   c->Range("checkpoint.keep_best", k.keep_best(), 0, 10000);
   const auto& e = spec.eval();
-  c->AtLeast("eval.every_epochs", e.every_epochs(), 0);
+  c->Range("eval.every_epochs", e.every_epochs(), 0, 100000);
   c->Range("eval.knn_k", e.knn_k(), 1, 10000);
   c->Range("eval.knn_temperature", e.knn_temperature(), 1e-6, 100);
   if (c->ok() && e.every_epochs() > 0 && spec.data().eval_path().empty() &&
@@ -230,12 +230,42 @@ void CheckResourcesAndPolicies(const JobSpec& spec, Checker* c) {
                      "got ",
                      col.policy()));
   }
-  c->AtLeast("collapse.min_kl", col.min_kl(), 0);
-  c->AtLeast("collapse.min_batch_mean_entropy", col.min_batch_mean_entropy(), 0);
+  c->Range("collapse.min_kl", col.min_kl(), 0, 1e6);
+  c->Range("collapse.min_batch_mean_entropy", col.min_batch_mean_entropy(), 0, 1e6);
   c->Range("collapse.consecutive_reports", col.consecutive_reports(), 1, 1000000);
-  c->AtLeast("collapse.ignore_before_epoch", col.ignore_before_epoch(), 0);
+  c->Range("collapse.ignore_before_epoch", col.ignore_before_epoch(), 0, 100000);
   c->Range("max_restarts", spec.max_restarts(), 0, 1000);
   c->Range("progress_every_steps", spec.progress_every_steps(), 1, 1000000);
+}
+
+// Each field may be in range while the product is not (a 65536-image batch of 4096-pixel crops):
+// bound one rank's input batch and the model's parameter count.
+void CheckSize(const JobSpec& spec, Checker* c) {
+  if (!c->ok()) return;
+  const auto& a = spec.augmentation();
+  const double pixels = 2.0 * static_cast<double>(a.global_crop_size() * a.global_crop_size()) +
+                        static_cast<double>(a.n_local_crops()) *
+                            static_cast<double>(a.local_crop_size() * a.local_crop_size());
+  const double values = static_cast<double>(spec.optim().batch_size_per_rank()) * pixels *
+                        static_cast<double>(spec.model().in_channels());
+  if (values > kMaxBatchValuesPerRank) {
+    c->Fail(absl::StrCat(
+        "optim.batch_size_per_rank x model.in_channels x (2 global + augmentation.n_local_crops "
+        "local crops) is ",
+        Num(values), " input values per rank, more than the limit ", Num(kMaxBatchValuesPerRank)));
+  }
+  const auto& m = spec.model();
+  const auto& h = spec.head();
+  const double dim = static_cast<double>(m.dim());
+  const double hidden = static_cast<double>(h.hidden_dim());
+  const double params = static_cast<double>(m.depth()) * (4.0 + 2.0 * m.mlp_ratio()) * dim * dim +
+                        dim * hidden + static_cast<double>(h.nlayers()) * hidden * hidden +
+                        hidden * static_cast<double>(h.bottleneck_dim()) +
+                        static_cast<double>(h.bottleneck_dim()) * static_cast<double>(h.out_dim());
+  if (c->ok() && params > kMaxModelParameters) {
+    c->Fail(absl::StrCat("model and head have about ", Num(params),
+                         " parameters, more than the limit ", Num(kMaxModelParameters)));
+  }
 }
 
 }  // namespace
@@ -371,6 +401,7 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   CheckAugmentation(spec, &c);
   CheckOptimisation(spec, &c);
   CheckResourcesAndPolicies(spec, &c);
+  CheckSize(spec, &c);
   return c.status();
 }
 

@@ -1,8 +1,16 @@
 // dino-coordinator: the control plane binary.
 //
 //   dino-coordinator --listen HOST:PORT --data-dir DIR [--metrics-port P] [--worker-timeout 15s]
+//                    [--data-roots DIR[,DIR...]] [--max-message-bytes N] [--max-spec-bytes N]
+//                    [--max-watch-streams N] [--max-upload-chunk-bytes N]
+//                    [--max-checkpoint-bytes N]
 //                    [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //                    [--auth-tokens F] [--max-queued-per-submitter N]
+//
+// --data-roots confines the data paths of submitted specs (common/path_confinement.h). Without
+// it, paths are unconfined only when --listen is a loopback address (one log line says so); on any
+// other address the flag is required ("--data-roots /" accepts every absolute path without
+// "..", on purpose). The limits are described in server/limits.h.
 //
 // Plaintext gRPC is allowed on a loopback --listen only; elsewhere it needs TLS or --insecure.
 //
@@ -30,7 +38,9 @@
 #include "common/metrics.h"
 #include "common/metrics_http.h"
 #include "common/metrics_process.h"
+#include "common/path_confinement.h"
 #include "server/coordinator_server.h"
+#include "server/limits.h"
 
 namespace {
 
@@ -69,6 +79,18 @@ std::string ProbeListenAddress(const std::string& listen) {
   return error;
 }
 
+// True for 127.0.0.0/8, ::1 and "localhost" (the host part of HOST:PORT).
+bool IsLoopbackListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost" || host == "::1") return true;
+  in_addr address{};
+  return inet_pton(AF_INET, host.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
+}
+
 bool ParseDurationFlag(const std::string& text, absl::Duration* out) {
   return absl::ParseDuration(text, out) && *out > absl::ZeroDuration();
 }
@@ -92,6 +114,8 @@ int main(int argc, char** argv) {
   std::string heartbeat_interval = "3s";
   std::string shutdown_grace = "10s";
   bool verbose = false;
+  std::string data_roots;
+  dino::server::ServerLimits limits;
   dino::ServerTlsOptions tls;  // common/grpc_credentials.h
   std::string auth_tokens;
   int max_queued_per_submitter = 0;
@@ -118,6 +142,24 @@ int main(int argc, char** argv) {
                  "heartbeat period asked of workers (default 3s)");
   app.add_option("--shutdown-grace", shutdown_grace,
                  "how long SIGTERM waits for RPCs in flight (default 10s)");
+  app.add_option("--data-roots", data_roots,
+                 "DIR[,DIR...]: data paths in a job spec must resolve under one of these; "
+                 "required unless --listen is a loopback address (then unconfined)");
+  app.add_option("--max-message-bytes", limits.max_message_bytes,
+                 "largest gRPC message received or sent (default 16 MiB)")
+      ->check(CLI::Range(int64_t{4} << 20, int64_t{1} << 30));
+  app.add_option("--max-spec-bytes", limits.max_spec_bytes,
+                 "largest serialized JobSpec accepted by SubmitJob (default 64 KiB)")
+      ->check(CLI::Range(int64_t{1} << 10, int64_t{16} << 20));
+  app.add_option("--max-watch-streams", limits.max_watch_streams_per_client,
+                 "open WatchJob streams per client (token name, else peer host; default 64)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--max-upload-chunk-bytes", limits.max_upload_chunk_bytes,
+                 "largest data message of a checkpoint upload (default 4 MiB)")
+      ->check(CLI::Range(int64_t{64} << 10, int64_t{1} << 30));
+  app.add_option("--max-checkpoint-bytes", limits.max_checkpoint_bytes,
+                 "largest checkpoint a worker may upload (default 16 GiB)")
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 50));
   app.add_flag("-v,--verbose", verbose, "debug logging");
   try {
     app.parse(argc, argv);
@@ -145,6 +187,7 @@ int main(int argc, char** argv) {
     if (tokens->size() == 0) return Fail("--auth-tokens " + auth_tokens + " has no tokens", 2);
     options.auth_tokens = std::move(*tokens);
   }
+
   absl::Duration grace;
   if (!ParseDurationFlag(worker_timeout, &options.coordinator.worker_timeout)) {
     return Fail(
@@ -162,6 +205,19 @@ int main(int argc, char** argv) {
         2);
   }
   if (options.listen.empty()) return Fail("--listen must not be empty", 2);
+  if (!data_roots.empty()) {
+    absl::StatusOr<dino::PathConfinement> roots = dino::PathConfinement::FromFlag(data_roots);
+    if (!roots.ok()) return Fail("--data-roots: " + std::string(roots.status().message()), 2);
+    limits.data_roots = *std::move(roots);
+  } else if (!IsLoopbackListen(options.listen)) {
+    return Fail("--data-roots DIR[,DIR...] is required when --listen is not a loopback address (" +
+                    options.listen + "); \"--data-roots /\" allows every absolute path",
+                2);
+  }
+  if (limits.max_upload_chunk_bytes + (int64_t{64} << 10) > limits.max_message_bytes) {
+    return Fail("--max-upload-chunk-bytes must be at least 64 KiB below --max-message-bytes", 2);
+  }
+  options.limits = limits;
   if (std::string error = ProbeListenAddress(options.listen); !error.empty()) return Fail(error);
 
   dino::metrics::Registry registry;
@@ -169,6 +225,13 @@ int main(int argc, char** argv) {
   auto server = dino::server::CoordinatorServer::Start(options, dino::RealClock::Get(),
                                                        dino::DefaultFileSystem(), &registry);
   if (!server.ok()) return Fail(std::string(server.status().message()));
+  // Logged once serving, so that a failed start stays one line on stderr.
+  if (options.limits.data_roots.confined()) {
+    DINO_LOG(INFO) << "data paths confined to " << options.limits.data_roots.RootsText();
+  } else {
+    DINO_LOG(INFO) << "no --data-roots on loopback " << options.listen
+                   << ": data paths in job specs are not confined";
+  }
   dino::metrics::MetricsHttpServer metrics_server(&registry);
   if (metrics_port > 0) {
     absl::Status status = metrics_server.Start(metrics_host, metrics_port);

@@ -157,8 +157,9 @@ void StreamChannel::Close(const absl::Status& status) {
 // bytes than announced, a wrong digest) abandons the upload.
 class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest> {
  public:
-  UploadReactor(Coordinator* coordinator, dino::v1::UploadCheckpointResponse* response)
-      : coordinator_(coordinator), response_(response) {
+  UploadReactor(Coordinator* coordinator, const ServerLimits* limits,
+                dino::v1::UploadCheckpointResponse* response)
+      : coordinator_(coordinator), limits_(limits), response_(response) {
     StartRead(&request_);
   }
 
@@ -175,6 +176,11 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
           Fail(absl::InvalidArgumentError("a second header in one checkpoint upload"));
           return;
         }
+        if (absl::Status size = CheckCheckpointSize(request_.header().size_bytes(), *limits_);
+            !size.ok()) {
+          Fail(size);
+          return;
+        }
         auto upload = coordinator_->BeginCheckpointUpload(request_.header());
         if (!upload.ok()) {
           Fail(upload.status());
@@ -188,7 +194,8 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
           Fail(absl::FailedPreconditionError("checkpoint data before the header"));
           return;
         }
-        absl::Status status = upload_->Append(request_.data());
+        absl::Status status = CheckUploadChunk(request_.data().size(), *limits_);
+        if (status.ok()) status = upload_->Append(request_.data());
         if (!status.ok()) {
           Fail(status);
           return;
@@ -224,6 +231,7 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
   }
 
   Coordinator* const coordinator_;
+  const ServerLimits* const limits_;
   dino::v1::UploadCheckpointResponse* const response_;
   dino::v1::UploadCheckpointRequest request_;
   std::unique_ptr<CheckpointUpload> upload_;
@@ -254,7 +262,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::ReportProgress(
 
 grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest>* WorkerServiceImpl::UploadCheckpoint(
     grpc::CallbackServerContext* /*context*/, dino::v1::UploadCheckpointResponse* response) {
-  return new UploadReactor(coordinator_, response);
+  return new UploadReactor(coordinator_, &limits_, response);
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportResult(

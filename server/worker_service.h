@@ -10,6 +10,7 @@
 
 #include "dino/v1/worker.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/limits.h"
 
 namespace dino::server {
 
@@ -34,8 +35,12 @@ class WorkerServiceImpl final : public dino::v1::WorkerService::CallbackService 
       grpc::CallbackServerContext* context,
       const dino::v1::DownloadCheckpointRequest* request) override;
 
+  // Upload chunk and checkpoint size limits (server/limits.h). Set once before the server starts.
+  void SetLimits(const ServerLimits& limits) { limits_ = limits; }
+
  private:
   Coordinator* const coordinator_;
+  ServerLimits limits_;
 };
 
 }  // namespace dino::server
