@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The images' HEALTHCHECK command (deploy/docker/healthcheck.py) against the real binaries:
-healthy while dino-coordinator serves grpc.health.v1 (plaintext or TLS) and /metrics, unhealthy once it is gone or
-on the wrong port or path.
+healthy while dino-coordinator serves grpc.health.v1 (plaintext or TLS) and /metrics and while
+dino-worker serves /metrics; unhealthy once they are gone, or on the wrong port or path.
 
   healthcheck_test.py REPO_ROOT COORDINATOR_BIN WORKER_BIN
 """
@@ -56,10 +56,6 @@ class HealthcheckTest(unittest.TestCase):
             self.assertNotEqual(probe("grpc", f"127.0.0.1:{port}"), 0)
 
     def test_http_metrics_endpoint(self):
-        # The http mode against the same MetricsHttpServer the workers use, served here by the
-        # coordinator: dino-worker's own /metrics does not start in this build (civetweb cannot
-        # create its threads in the LibTorch process; reported to the metrics owner), which is
-        # why the worker's half of this test is not here yet.
         port, metrics = free_port(), free_port()
         with tempfile.TemporaryDirectory() as data:
             p = self.start([COORDINATOR, "--listen", f"127.0.0.1:{port}", "--data-dir", data,
@@ -69,6 +65,17 @@ class HealthcheckTest(unittest.TestCase):
             p.kill()
             p.wait(timeout=30)
             self.assertNotEqual(probe("http", f"http://127.0.0.1:{metrics}/metrics"), 0)
+
+    def test_worker_metrics_endpoint(self):
+        port = free_port()
+        with tempfile.TemporaryDirectory() as work:
+            # No coordinator: the worker keeps retrying and serves /metrics meanwhile.
+            p = self.start([WORKER, "--coordinator", f"127.0.0.1:{free_port()}", "--metrics-port",
+                            str(port), "--rendezvous-port", str(free_port()), "--work-dir", work])
+            self.assertTrue(wait_healthy("http", f"http://127.0.0.1:{port}/metrics"))
+            p.kill()
+            p.wait(timeout=30)
+            self.assertNotEqual(probe("http", f"http://127.0.0.1:{port}/metrics"), 0)
 
     def test_coordinator_grpc_health_over_tls(self):
         port = free_port()
