@@ -14,8 +14,8 @@
 // injected so that tests run every command in-process against a fake coordinator.
 //
 // `export` needs LibTorch (the core's checkpoint loader and exporter), which this library does not
-// link: the dinoctl binary injects client/export_command.h's RunExport as
-// DinoctlEnv::export_command.
+// link: the dinoctl-export binary injects client/export_command.h's RunExport as
+// DinoctlEnv::export_command, and dinoctl's export execs dinoctl-export (see dinoctl_main.cc).
 //
 // Thread-safety: one call at a time per DinoctlEnv. Failure: reported through the exit code.
 #pragma once

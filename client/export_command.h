@@ -7,8 +7,9 @@
 // the same bytes a worker writes at the end of a job) and writes the file atomically (temporary
 // file, fsync, rename), so FILE.pt is either the whole export or untouched.
 //
-// This is the only part of dinoctl that links LibTorch (dino_model); the client library stays
-// LibTorch-free and dinoctl's main() injects RunExport as DinoctlEnv::export_command.
+// This is the only part of dinoctl that links LibTorch (dino_model); the client library and the
+// dinoctl binary stay LibTorch-free. The dinoctl-export binary (client/dinoctl_main.cc) injects
+// RunExport as DinoctlEnv::export_command; `dinoctl export` execs dinoctl-export.
 //
 // Thread-safety: one call at a time per context (LibTorch work runs on the calling thread).
 // Failure: NOT_FOUND when the job does not exist or has no (such) checkpoint; DATA_LOSS when the
