@@ -61,13 +61,14 @@ class DinoctlTest : public ::testing::Test {
     Populate();
   }
 
-  Result Run(std::vector<std::string> args, bool tty = false) {
+  Result Run(std::vector<std::string> args, bool tty = false, bool stderr_tty = false) {
     std::ostringstream out, err;
     DinoctlEnv env;
     env.out = &out;
     env.err = &err;
     env.clock = &clock_;
     env.stdout_is_tty = tty;
+    env.stderr_is_tty = stderr_tty;
     env.coordinator_env = coordinator_.address();
     env.client_defaults.backoff = BackoffOptions{absl::Milliseconds(5), absl::Milliseconds(50)};
     env.client_defaults.reconnect_window = absl::Seconds(20);
@@ -391,6 +392,26 @@ TEST_F(DinoctlTest, DownloadVerifiesAndWritesAtomically) {
   for (const auto& name : *leftovers) {
     EXPECT_THAT(name, Not(HasSubstr("dinoctl_download_corrupt.ckpt.tmp")));
   }
+}
+
+TEST_F(DinoctlTest, DownloadShowsProgressForLargeFilesOnATerminal) {
+  std::string big(9 << 20, 'b');  // Progress starts at 8 MiB.
+  dino::v1::CheckpointInfo info;
+  info.set_id("ckpt-big");
+  info.set_job_id("job-2");
+  info.set_size_bytes(static_cast<int64_t>(big.size()));
+  info.set_sha256(Sha256::Of(big));
+  coordinator_.service().AddCheckpoint(info, big);
+  coordinator_.service().SetChunkSize(1 << 20);
+  std::string path = TempDir() + "/dinoctl_download_big.ckpt";
+  Result tty = Run({"download", "job-2", "-o", path}, false, /*stderr_tty=*/true);
+  EXPECT_EQ(tty.code, 0) << tty.err;
+  EXPECT_THAT(tty.err, HasSubstr("\r\033[Kdownloading 1.0 MiB / 9.0 MiB (11%)"));
+  EXPECT_THAT(tty.err, HasSubstr("downloading 9.0 MiB / 9.0 MiB (100%)\n"));
+  Result piped = Run({"download", "job-2", "-o", path});
+  EXPECT_EQ(piped.code, 0) << piped.err;
+  EXPECT_EQ(piped.err, "");
+  DefaultFileSystem()->DeleteFile(path).IgnoreError();
 }
 
 TEST_F(DinoctlTest, ErrorsAndExitCodes) {
