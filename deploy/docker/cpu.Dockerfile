@@ -18,7 +18,7 @@ WORKDIR /src
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DDINO_BUILD_TESTS=OFF -DDINO_BUILD_BENCH=OFF \
  && cmake --build /build -j"$(nproc)" --target dino-coordinator dino-worker dinoctl \
  && mkdir -p /out/bin \
- && cp /build/server/dino-coordinator /build/worker/agent/dino-worker /build/client/dinoctl /out/bin/ \
+ && cp /build/server/dino-coordinator /build/worker/agent/dino-worker /build/client/dinoctl /build/client/dinoctl-export /out/bin/ \
  && strip --strip-unneeded /out/bin/*
 
 FROM ${DEBIAN_IMAGE} AS runtime

@@ -42,7 +42,7 @@ RUN TORCH_PREFIX=$(python -c 'import torch; print(torch.utils.cmake_prefix_path)
       -DDINO_BUILD_TESTS=OFF -DDINO_BUILD_BENCH=OFF \
       -DCMAKE_PREFIX_PATH="${TORCH_PREFIX};/opt/deps" -DCMAKE_CUDA_ARCHITECTURES="80;86;89;90" \
  && cmake --build /build --target dino-worker dinoctl \
- && mkdir -p /out/bin && cp /build/worker/agent/dino-worker /build/client/dinoctl /out/bin/
+ && mkdir -p /out/bin && cp /build/worker/agent/dino-worker /build/client/dinoctl /build/client/dinoctl-export /out/bin/
 
 FROM pytorch/pytorch:${PYTORCH_TAG}-runtime AS worker
 ENV DEBIAN_FRONTEND=noninteractive
