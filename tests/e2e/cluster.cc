@@ -143,14 +143,21 @@ void Cluster::StartCoordinator() {
   }
   const std::string log = absl::StrCat(dir_, "/coordinator-", ++starts_, ".log");
   log_paths_.push_back(log);
-  coordinator_ = std::make_unique<Process>(
-      "coordinator",
-      std::vector<std::string>{DINO_COORDINATOR_BIN, "--listen",
-                               absl::StrCat("127.0.0.1:", coordinator_port_), "--data-dir",
-                               dir_ + "/coordinator", "--metrics-host", "127.0.0.1",
-                               "--metrics-port", absl::StrCat(coordinator_metrics_port_),
-                               "--worker-timeout", "3s", "--heartbeat-interval", "300ms"},
-      log);
+  std::vector<std::string> argv = {DINO_COORDINATOR_BIN,
+                                   "--listen",
+                                   absl::StrCat("127.0.0.1:", coordinator_port_),
+                                   "--data-dir",
+                                   dir_ + "/coordinator",
+                                   "--metrics-host",
+                                   "127.0.0.1",
+                                   "--metrics-port",
+                                   absl::StrCat(coordinator_metrics_port_),
+                                   "--worker-timeout",
+                                   "3s",
+                                   "--heartbeat-interval",
+                                   "300ms"};
+  argv.insert(argv.end(), coordinator_flags.begin(), coordinator_flags.end());
+  coordinator_ = std::make_unique<Process>("coordinator", std::move(argv), log);
 }
 
 void Cluster::KillCoordinator() { coordinator_->Kill(); }

@@ -48,6 +48,8 @@ class Cluster {
   ~Cluster();
 
   void StartCoordinator();
+  // Extra dino-coordinator flags for the next StartCoordinator (e.g. {"--data-roots", dir}).
+  std::vector<std::string> coordinator_flags;
   void KillCoordinator();
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
