@@ -218,6 +218,12 @@ absl::Status AttemptRunner::Train() {
   local.device = options_.device;
   local.threads = options_.threads;
   local.work_dir = attempt_dir_;
+  if (absl::Status confined = CheckDataPaths(assignment_.spec(), options_.data_roots);
+      !confined.ok()) {
+    confined.SetPayload(run::kPhasePayload, absl::Cord("data"));  // BAD_DATASET: not retried.
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, confined, 0, std::nullopt);
+    return confined;
+  }
   absl::StatusOr<run::RunOptions> run_options = RunOptionsFromSpec(assignment_.spec(), local);
   if (!run_options.ok()) {
     absl::Status s = run_options.status();

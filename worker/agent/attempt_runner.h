@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/path_confinement.h"
 #include "dino/v1/worker.pb.h"
 #include "worker/agent/coordinator_link.h"
 #include "worker/agent/reporter.h"
@@ -42,6 +43,9 @@ struct RunnerOptions {
   int threads = 0;
   std::string work_dir;  // The worker's directory; attempts go to <work_dir>/<job>/attempt-<n>.
   int rendezvous_port = 29500;  // Where this worker serves the TCPStore when it is rank 0.
+  // --data-roots: the spec's data paths must resolve under these before anything is read
+  // (CheckDataPaths); a violation fails the attempt with FAILURE_REASON_BAD_DATASET (not retried).
+  PathConfinement data_roots = PathConfinement::Unconfined();
   absl::Duration collective_timeout = absl::Seconds(60);
   absl::Duration rendezvous_timeout = absl::Seconds(120);
   WorkerMetrics* metrics = nullptr;  // Borrowed; null exports nothing.

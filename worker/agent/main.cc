@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "common/metrics_http.h"
 #include "common/metrics_process.h"
+#include "common/path_confinement.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/worker_metrics.h"
 
@@ -76,6 +77,10 @@ int main(int argc, char** argv) {
                  "Seconds before a hung collective aborts the attempt")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
+  std::string data_roots;
+  app.add_option("--data-roots", data_roots,
+                 "DIR[,DIR...]: refuse (BAD_DATASET) job data paths outside these; "
+                 "default: not confined here (the coordinator's --data-roots still apply)");
   std::string token_file;
   dino::ChannelTlsOptions tls;
   app.add_option("--token-file", token_file, "File holding this worker's bearer token");
@@ -87,6 +92,14 @@ int main(int argc, char** argv) {
       "--rendezvous-port 29500");
   CLI11_PARSE(app, argc, argv);
   options.runner.collective_timeout = absl::Seconds(timeout_seconds);
+  if (!data_roots.empty()) {
+    absl::StatusOr<dino::PathConfinement> roots = dino::PathConfinement::FromFlag(data_roots);
+    if (!roots.ok()) {
+      std::cerr << "dino-worker: --data-roots: " << roots.status().message() << "\n";
+      return 2;
+    }
+    options.runner.data_roots = *std::move(roots);
+  }
   if (!token_file.empty()) {
     absl::StatusOr<std::string> token = dino::ReadSmallFile(token_file, "--token-file");
     if (!token.ok()) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/path_confinement.h"
 #include "dino/v1/job.pb.h"
 #include "worker/run/training_run.h"
 
@@ -24,5 +25,11 @@ struct LocalResources {
 
 absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,
                                                    const LocalResources& local);
+
+// The worker's own check of the spec's data paths (data.path, data.labels_path, data.eval_path,
+// data.eval_labels_path) against its --data-roots, right before it reads them: the coordinator
+// checked them against its roots when the job was submitted, but only the worker sees the files
+// and symlinks that will actually be opened. INVALID_ARGUMENT naming the field and the roots.
+absl::Status CheckDataPaths(const dino::v1::JobSpec& spec, const PathConfinement& roots);
 
 }  // namespace dino::agent
