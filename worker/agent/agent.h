@@ -32,10 +32,10 @@ namespace dino::agent {
 
 struct AgentOptions {
   std::string coordinator = "localhost:50051";
-  std::string name;             // Default hostname:rendezvous_port.
-  std::string advertise_host;   // Host peers use to reach this worker's store; default hostname.
-  int64_t memory_bytes = 0;     // Reported to the scheduler; 0 = physical memory.
-  LinkSecurity security;        // TLS credentials and bearer token for the coordinator.
+  std::string name;            // Default hostname:rendezvous_port.
+  std::string advertise_host;  // Host peers use to reach this worker's store; default hostname.
+  int64_t memory_bytes = 0;    // Reported to the scheduler; 0 = physical memory.
+  LinkSecurity security;       // TLS credentials and bearer token for the coordinator.
   RunnerOptions runner;
 };
 
