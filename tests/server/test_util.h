@@ -4,7 +4,7 @@
 
 #include <unistd.h>
 
-#include <atomic>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -13,17 +13,20 @@
 #include "absl/synchronization/mutex.h"
 #include "common/file_system.h"
 #include "dino/v1/job.pb.h"
+#include "gtest/gtest.h"
 #include "server/coordinator.h"
 
 namespace dino::server::testing {
 
-// A fresh directory under the test temp dir.
+// A fresh, empty directory under the test temp dir. mkdtemp makes it unique: ctest runs every
+// case in its own process, and a name made from the pid alone met a directory left behind by an
+// earlier process with the same (reused) pid.
 inline std::string NewTempDir(const std::string& name) {
-  static std::atomic<int> counter{0};
-  std::string dir =
-      absl::StrCat(::testing::TempDir(), "/dino_server_", getpid(), "_", name, "_", counter++);
-  DefaultFileSystem()->CreateDirs(dir).IgnoreError();
-  return dir;
+  std::string pattern = absl::StrCat(::testing::TempDir(), "/dino_server_", name, "_XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp(" << pattern << ") failed";
+  }
+  return pattern;
 }
 
 // The smallest spec that validates: a synthetic dataset on one CPU rank.
