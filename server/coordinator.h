@@ -189,6 +189,9 @@ class Coordinator {
   void MarkDeadLocked(WorkerEntry& worker, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetWorkerIdleLocked(WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The registered, not dead worker `worker_id`, or NOT_FOUND telling it to register again.
+  absl::StatusOr<WorkerEntry*> LiveWorkerLocked(const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveWorkerLocked(const WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job whose current, running attempt `attempt` includes `worker_id`, or FAILED_PRECONDITION.
   absl::StatusOr<JobEntry*> CurrentAttemptLocked(const std::string& job_id, int32_t attempt,

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -54,11 +55,8 @@ bool Coordinator::AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) {
 
 absl::Status Coordinator::WorkerLeaving(const std::string& worker_id, const std::string& reason) {
   absl::MutexLock lock(&mu_);
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
-  }
-  WorkerEntry& worker = it->second;
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  WorkerEntry& worker = *found;
   worker.last_seen = clock_->Now();
   if (worker.leaving) return absl::OkStatus();
   worker.leaving = true;

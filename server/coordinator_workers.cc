@@ -153,15 +153,21 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
   return response;
 }
 
-absl::Status Coordinator::AttachWorker(const std::string& worker_id,
-                                       std::shared_ptr<WorkerChannel> channel) {
-  absl::MutexLock lock(&mu_);
-  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+absl::StatusOr<Coordinator::WorkerEntry*> Coordinator::LiveWorkerLocked(
+    const std::string& worker_id) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
     return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
   }
-  WorkerEntry& worker = it->second;
+  return &it->second;
+}
+
+absl::Status Coordinator::AttachWorker(const std::string& worker_id,
+                                       std::shared_ptr<WorkerChannel> channel) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  WorkerEntry& worker = *found;
   if (worker.channel != nullptr && worker.channel != channel) {
     worker.channel->Close(absl::AbortedError("replaced by a newer Connect stream"));
   }
@@ -196,11 +202,8 @@ void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel
 absl::Status Coordinator::Heartbeat(const std::string& worker_id,
                                     const dino::v1::Heartbeat& heartbeat) {
   absl::MutexLock lock(&mu_);
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
-  }
-  WorkerEntry& worker = it->second;
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  WorkerEntry& worker = *found;
   worker.last_seen = clock_->Now();
   if (metrics_ != nullptr) metrics_->heartbeats->Increment();
   if (heartbeat.has_running()) {
