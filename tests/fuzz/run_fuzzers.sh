@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of tests/fuzz for a bounded time, two at a time (CI has 2 cores).
-#   tests/fuzz/run_fuzzers.sh BUILD_DIR        (FUZZ_SECONDS, default 60; FUZZ_JOBS, default 2)
+#   tests/fuzz/run_fuzzers.sh BUILD_DIR        (FUZZ_SECONDS, default 60; FUZZ_JOBS, default 2;
+#                                               FUZZ_TARGETS, default all four)
 # Each target starts from its committed seed corpus (tests/fuzz/corpus/<target>, read only: new
 # inputs go to BUILD_DIR/fuzz-work/<target>/corpus) and writes crashes to
 # BUILD_DIR/fuzz-work/<target>/. Exit status: non-zero when any target crashed, leaked a sanitizer
@@ -13,7 +14,7 @@ BUILD=${1:?usage: run_fuzzers.sh BUILD_DIR}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
-TARGETS=(fuzz_spec_file fuzz_checkpoint fuzz_idx fuzz_image)
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_spec_file fuzz_checkpoint fuzz_idx fuzz_image}"
 
 # ASan's defaults work with Debian's (uninstrumented) LibTorch here; see tests/fuzz/CMakeLists.txt.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}

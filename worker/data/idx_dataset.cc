@@ -75,14 +75,19 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int want_dims) {
   if (a.bytes.size() < a.data_offset) {
     return absl::DataLossError(absl::StrCat(path, ": truncated IDX header"));
   }
+  const uint64_t have = a.bytes.size() - a.data_offset;
   uint64_t count = 1;
   for (int d = 0; d < want_dims; ++d) {
     const uint32_t dim = BigEndian32(a.bytes, 4 + 4 * d);
     if (dim == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": dimension ", d, " is 0"));
+    // Checked before multiplying: three 32-bit dimensions overflow 64 bits (found by fuzz_idx).
+    if (count > have / dim) {
+      return absl::DataLossError(absl::StrCat(path, ": truncated IDX data: header dimensions ",
+                                              "promise more than the file's ", have, " bytes"));
+    }
     a.dims.push_back(dim);
     count *= dim;
   }
-  const uint64_t have = a.bytes.size() - a.data_offset;
   if (have != count) {
     return absl::DataLossError(absl::StrCat(path, ": ", have < count ? "truncated" : "oversized",
                                             " IDX data: header promises ", count,
