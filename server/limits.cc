@@ -1,6 +1,7 @@
 #include "server/limits.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/spec_data_paths.h"
 #include "common/status_macros.h"
 
 namespace dino::server {
@@ -11,18 +12,7 @@ absl::Status CheckSubmittedSpec(const dino::v1::JobSpec& spec, const ServerLimit
     return absl::InvalidArgumentError(absl::StrCat(
         "spec is ", bytes, " bytes, more than the limit --max-spec-bytes=", limits.max_spec_bytes));
   }
-  if (!limits.data_roots.confined()) return absl::OkStatus();
-  const auto& d = spec.data();
-  const std::pair<const char*, const std::string*> paths[] = {
-      {"data.path", &d.path()},
-      {"data.labels_path", &d.labels_path()},
-      {"data.eval_path", &d.eval_path()},
-      {"data.eval_labels_path", &d.eval_labels_path()}};
-  for (const auto& [field, path] : paths) {
-    if (path->empty()) continue;
-    DINO_RETURN_IF_ERROR(limits.data_roots.Check(field, *path).status());
-  }
-  return absl::OkStatus();
+  return CheckSpecDataPaths(spec, limits.data_roots);
 }
 
 absl::Status CheckUploadChunk(size_t bytes, const ServerLimits& limits) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/spec_data_paths.h"
 #include "common/status_macros.h"
 
 namespace dino::agent {
@@ -32,17 +33,7 @@ absl::StatusOr<std::string> KindName(DatasetKind kind) {
 }  // namespace
 
 absl::Status CheckDataPaths(const dino::v1::JobSpec& spec, const PathConfinement& roots) {
-  if (!roots.confined()) return absl::OkStatus();
-  const auto& d = spec.data();
-  const std::pair<const char*, const std::string*> paths[] = {
-      {"data.path", &d.path()},
-      {"data.labels_path", &d.labels_path()},
-      {"data.eval_path", &d.eval_path()},
-      {"data.eval_labels_path", &d.eval_labels_path()}};
-  for (const auto& [field, path] : paths) {
-    if (!path->empty()) DINO_RETURN_IF_ERROR(roots.Check(field, *path).status());
-  }
-  return absl::OkStatus();
+  return CheckSpecDataPaths(spec, roots);
 }
 
 absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,
