@@ -8,6 +8,13 @@ ASAN_BUILD  ?= build-asan
 FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
+# Release (no -g): a LibTorch translation unit compiles ~30% faster and links far faster than with
+# RelWithDebInfo. `make BUILD_TYPE=RelWithDebInfo ...` for a debuggable build.
+BUILD_TYPE  ?= Release
+# Ninja when installed (install-deps installs it). A build dir keeps the generator it was first
+# configured with, so -G is passed only to a fresh one.
+GENERATOR   ?= $(if $(shell command -v ninja 2>/dev/null),Ninja,Unix Makefiles)
+generator_for = $(if $(wildcard $(1)/CMakeCache.txt),,-G "$(GENERATOR)")
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
@@ -19,7 +26,7 @@ deps:
 	bash scripts/install-deps
 
 configure: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) $(call generator_for,$(BUILD)) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -32,14 +39,14 @@ test-unit: build
 # AddressSanitizer + UBSan for every target that does not load LibTorch (Debian's LibTorch is not
 # instrumented and aborts under ASan), i.e. the tests labelled "sanitizable".
 test-sanitize: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DDINO_SANITIZE=ON -DDINO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) $(call generator_for,$(ASAN_BUILD)) -DCMAKE_BUILD_TYPE=Debug -DDINO_SANITIZE=ON -DDINO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L sanitizable $(CTEST_FLAGS)
 
 # libFuzzer targets (tests/fuzz, clang + ASan/UBSan) in their own build dir, so the g++ build is
 # untouched; run two at a time for FUZZ_SECONDS each.
 fuzz-build: deps
-	CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B $(FUZZ_BUILD) $(call generator_for,$(FUZZ_BUILD)) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
 fuzz: fuzz-build
