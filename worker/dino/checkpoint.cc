@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -14,30 +15,6 @@
 
 namespace dino {
 namespace {
-
-constexpr char kMagic[] = "DINOCKP1";
-constexpr size_t kMagicSize = 8;
-constexpr size_t kHeaderSize = kMagicSize + 16;
-
-uint64_t Fnv1a64(absl::string_view data) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t GetU64(absl::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i)
-    v |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
-  return v;
-}
 
 std::string ConfigText(const TrainConfig& config) {
   std::string text;
@@ -81,35 +58,6 @@ absl::StatusOr<TrainConfig> ReadConfig(torch::serialize::InputArchive& archive,
 }
 
 }  // namespace
-
-std::string FrameCheckpoint(absl::string_view payload) {
-  std::string out(kMagic, kMagicSize);
-  out.reserve(kHeaderSize + payload.size());
-  PutU64(&out, payload.size());
-  PutU64(&out, Fnv1a64(payload));
-  out.append(payload.data(), payload.size());
-  return out;
-}
-
-absl::StatusOr<absl::string_view> UnframeCheckpoint(absl::string_view bytes,
-                                                    absl::string_view source) {
-  if (bytes.size() < kHeaderSize || bytes.substr(0, kMagicSize) != kMagic) {
-    return absl::DataLossError(absl::StrCat(source, ": not a dinotrain checkpoint (bad header, ",
-                                            bytes.size(), " bytes)"));
-  }
-  const uint64_t length = GetU64(bytes.substr(kMagicSize));
-  const uint64_t checksum = GetU64(bytes.substr(kMagicSize + 8));
-  if (bytes.size() - kHeaderSize != length) {
-    return absl::DataLossError(absl::StrCat(source, ": checkpoint truncated or padded: payload is ",
-                                            bytes.size() - kHeaderSize, " bytes, header says ",
-                                            length));
-  }
-  absl::string_view payload = bytes.substr(kHeaderSize);
-  if (Fnv1a64(payload) != checksum) {
-    return absl::DataLossError(absl::StrCat(source, ": checkpoint checksum mismatch (corrupt)"));
-  }
-  return payload;
-}
 
 absl::StatusOr<TrainConfig> ReadCheckpointConfig(absl::string_view bytes,
                                                  absl::string_view source) {

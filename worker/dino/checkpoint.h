@@ -1,13 +1,14 @@
 // Checkpoint file format and helpers. The Trainer's CheckpointBytes / SaveCheckpoint /
 // LoadCheckpointBytes / LoadCheckpoint (trainer.h) are implemented on top of these.
 //
-// A checkpoint is one file:
-//   "DINOCKP1" | payload length (uint64 LE) | FNV-1a-64 of the payload (uint64 LE) | payload
-// where the payload is a torch::serialize archive holding: the config ("config", key=value lines),
-// the student and teacher (all parameters and buffers), the AdamW moments and step counts of both
-// groups, the center, the global step, the default CPU generator's and the drop-path generator's
-// states, and the caller's CheckpointExtras (loader epoch, step within epoch, loader state).
-// The framing makes truncation and bit rot detectable before LibTorch parses anything.
+// A checkpoint is one file: the integrity frame of checkpoint_frame.h (magic, format version,
+// payload length, SHA-256 of the payload), then the payload. The payload is a torch::serialize
+// archive holding: the config ("config", key=value lines), the student and teacher (all parameters
+// and buffers), the AdamW moments and step counts of both groups, the center, the global step, the
+// default CPU generator's and the drop-path generator's states, and the caller's CheckpointExtras
+// (loader epoch, step within epoch, loader state). The frame is verified before LibTorch parses
+// anything (LibTorch's unpickler can crash on a mutated archive); writes go through
+// WriteFileAtomically (tmp + fsync + rename).
 //
 // Thread-safety: stateless functions.
 // Failure: DATA_LOSS naming the source for a truncated or corrupt file; FAILED_PRECONDITION naming
@@ -19,15 +20,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "worker/dino/checkpoint_frame.h"  // FrameCheckpoint, UnframeCheckpoint
 #include "worker/dino/config.h"
 
 namespace dino {
-
-// Wraps an archive payload in the checkpoint framing.
-std::string FrameCheckpoint(absl::string_view payload);
-// Checks the framing; returns a view of the payload inside `bytes`.
-absl::StatusOr<absl::string_view> UnframeCheckpoint(absl::string_view bytes,
-                                                    absl::string_view source);
 
 // The TrainConfig stored in a checkpoint (e.g. to build a Trainer before loading it).
 absl::StatusOr<TrainConfig> ReadCheckpointConfig(absl::string_view bytes, absl::string_view source);

@@ -118,12 +118,18 @@ TEST_F(TrainerTest, CorruptTruncatedAndIncompatibleCheckpointsAreRejected) {
     EXPECT_THAT(std::string(s.status().message()), HasSubstr(text));
     EXPECT_THAT(std::string(s.status().message()), HasSubstr("ckpt-under-test"));
   };
-  expect_rejected(bytes->substr(0, bytes->size() - 100), absl::StatusCode::kDataLoss, "truncated");
+  // The frame's own rejections name the file as corrupt (checkpoint_frame_test shows they happen
+  // without LibTorch).
+  auto expect_corrupt = [&](const std::string& data, const std::string& text) {
+    expect_rejected(data, absl::StatusCode::kDataLoss, "corrupt checkpoint: " + text);
+  };
+  expect_corrupt(bytes->substr(0, bytes->size() - 100), "truncated");
   std::string flipped = *bytes;
   flipped[flipped.size() / 2] ^= 0x10;
-  expect_rejected(flipped, absl::StatusCode::kDataLoss, "checksum");
-  expect_rejected("PK\x03\x04 not a checkpoint", absl::StatusCode::kDataLoss,
-                  "not a dinotrain checkpoint");
+  expect_corrupt(flipped, "checksum mismatch");
+  expect_corrupt("PK\x03\x04 not a checkpoint", "bad magic");
+  expect_corrupt(bytes->substr(kCheckpointHeaderSize), "bad magic: a bare LibTorch archive");
+  expect_corrupt("DINOCKP1" + bytes->substr(8), "format 1 (DINOCKP1");
   expect_rejected(FrameCheckpoint("framed, but not a torch archive"), absl::StatusCode::kDataLoss,
                   "archive");
   EXPECT_EQ(target->step(), 0);
