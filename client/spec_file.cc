@@ -4,9 +4,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -15,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -103,6 +106,11 @@ absl::StatusOr<std::string> ScalarToJson(const FieldDescriptor* f, const YAML::N
   const std::string& text = node.Scalar();
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
+      // Raw bytes were checked with the whole text; this catches escapes ("\udc80" in JSON).
+      if (auto bad = FindInvalidUtf8(text); bad.has_value()) {
+        return Error(origin, node, path,
+                     absl::StrCat("not valid UTF-8 (", DescribeInvalidUtf8(text, *bad), ")"));
+      }
       return JsonQuote(text);
     case FieldDescriptor::CPPTYPE_BOOL: {
       std::string lower = absl::AsciiStrToLower(text);
@@ -180,6 +188,11 @@ absl::StatusOr<std::string> FieldToJson(const FieldDescriptor* f, const YAML::No
     std::vector<std::string> entries;
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) return Error(origin, kv.first, path, "map keys must be scalars");
+      if (auto bad = FindInvalidUtf8(kv.first.Scalar()); bad.has_value()) {
+        return Error(origin, kv.first, path,
+                     absl::StrCat("a key is not valid UTF-8 (",
+                                  DescribeInvalidUtf8(kv.first.Scalar(), *bad), ")"));
+      }
       std::string key_path = absl::StrCat(path, ".", kv.first.Scalar());
       if (kv.second.IsNull()) return Error(origin, kv.first, key_path, "has no value");
       DINO_ASSIGN_OR_RETURN(std::string value,
@@ -311,12 +324,37 @@ absl::Status ApplyOverrideString(YAML::Node root, const std::string& assignment)
   return ApplyOverride(root, dino::v1::JobSpec::descriptor(), parts, 0, "", value, origin);
 }
 
+// JobSpec's strings are proto3 `string` fields, which must be UTF-8 (protobuf would refuse them
+// later with a bare parse error), so the text is checked up front: "spec.yaml:3:7: not valid
+// UTF-8 (byte 0xFF at offset 41)".
+absl::Status CheckUtf8(absl::string_view text, absl::string_view source, bool has_lines) {
+  const std::optional<size_t> bad = FindInvalidUtf8(text);
+  if (!bad.has_value()) return absl::OkStatus();
+  std::string where(source);
+  if (has_lines) {
+    const absl::string_view before = text.substr(0, *bad);
+    const size_t line_start = before.rfind('\n');
+    const size_t column = line_start == absl::string_view::npos ? *bad + 1 : *bad - line_start;
+    absl::StrAppend(&where, ":", std::count(before.begin(), before.end(), '\n') + 1, ":", column);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(where, ": not valid UTF-8 (",
+                                                 DescribeInvalidUtf8(text, *bad),
+                                                 "); spec files must be UTF-8"));
+}
+
 }  // namespace
 
 absl::StatusOr<dino::v1::JobSpec> ParseJobSpec(absl::string_view text,
                                                absl::string_view source_name,
                                                const std::vector<std::string>& overrides) {
   Origin origin{std::string(source_name)};
+  DINO_RETURN_IF_ERROR(CheckUtf8(text, source_name, /*has_lines=*/true));
+  for (const std::string& assignment : overrides) {
+    const std::string key = assignment.substr(0, assignment.find('='));
+    DINO_RETURN_IF_ERROR(CheckUtf8(
+        assignment, FindInvalidUtf8(key).has_value() ? "--set" : absl::StrCat("--set ", key),
+        /*has_lines=*/false));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

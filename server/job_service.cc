@@ -5,11 +5,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
+#include "common/proto_utf8.h"
+#include "common/status_macros.h"
 
 namespace dino::server {
 namespace {
@@ -20,6 +23,20 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+// SubmitJob's request from its raw bytes. A request protobuf cannot parse is INVALID_ARGUMENT
+// naming the string field with invalid UTF-8 when that is the cause, else saying it is malformed.
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequest* request) {
+  std::vector<grpc::Slice> slices;
+  if (!bytes.Dump(&slices).ok()) return absl::InvalidArgumentError("unreadable request");
+  std::string wire;
+  for (const grpc::Slice& slice : slices) {
+    wire.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  if (request->ParseFromString(wire)) return absl::OkStatus();
+  DINO_RETURN_IF_ERROR(CheckProtoUtf8(dino::v1::SubmitJobRequest::descriptor(), wire, "request"));
+  return absl::InvalidArgumentError("request: not a valid SubmitJobRequest message");
 }
 
 // Streams a job's events. Registration happens in the constructor; writes and Finish only start
@@ -180,19 +197,28 @@ grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>* NewDownloadReact
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
-                                                    const dino::v1::SubmitJobRequest* request,
-                                                    dino::v1::SubmitJobResponse* response) {
+                                                    const grpc::ByteBuffer* request_bytes,
+                                                    grpc::ByteBuffer* response_bytes) {
+  dino::v1::SubmitJobRequest request;
+  if (absl::Status parsed = ParseRequest(*request_bytes, &request); !parsed.ok()) {
+    return Done(context, parsed);
+  }
   std::string submitter = kAnonymousSubmitter;
   if (calls_ != nullptr) {
     std::optional<Principal> caller = calls_->Caller(context);
     if (caller.has_value()) submitter = caller->name;
   }
-  if (absl::Status allowed = CheckSubmittedSpec(request->spec(), limits_); !allowed.ok()) {
+  if (absl::Status allowed = CheckSubmittedSpec(request.spec(), limits_); !allowed.ok()) {
     return Done(context, allowed);
   }
-  auto result = coordinator_->SubmitJob(request->spec(), submitter);
-  if (result.ok()) *response = std::move(*result);
-  return Done(context, result.status());
+  auto result = coordinator_->SubmitJob(request.spec(), submitter);
+  if (!result.ok()) return Done(context, result.status());
+  bool own_buffer = false;
+  grpc::Status serialized = grpc::SerializationTraits<dino::v1::SubmitJobResponse>::Serialize(
+      *result, response_bytes, &own_buffer);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(serialized);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,

@@ -20,14 +20,20 @@ namespace dino::server {
 // Largest data payload of one DownloadCheckpointResponse.
 inline constexpr size_t kCheckpointChunkBytes = 1 << 20;
 
-class JobServiceImpl final : public dino::v1::JobService::CallbackService {
+// SubmitJob is registered as a raw method (bytes in, bytes out) and parses the request itself:
+// proto3 refuses to parse a string field that holds invalid UTF-8, and gRPC's callback server
+// answers a request it cannot parse with a bare UNIMPLEMENTED. Parsing here turns that into
+// INVALID_ARGUMENT naming the field ("request.spec.name: not valid UTF-8 ...",
+// common/proto_utf8.h).
+class JobServiceImpl final : public dino::v1::JobService::WithRawCallbackMethod_SubmitJob<
+                                 dino::v1::JobService::CallbackService> {
  public:
   explicit JobServiceImpl(Coordinator* coordinator, const AuthCalls* calls = nullptr)
       : coordinator_(coordinator), calls_(calls) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
-                                      const dino::v1::SubmitJobRequest* request,
-                                      dino::v1::SubmitJobResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const dino::v1::GetJobRequest* request,
                                    dino::v1::Job* response) override;

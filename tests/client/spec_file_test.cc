@@ -162,6 +162,35 @@ TEST(SpecFileTest, SetWorksOnAnEmptyFile) {
   EXPECT_EQ(spec->data().kind(), dino::v1::DATASET_KIND_SYNTHETIC);
 }
 
+// JobSpec's strings are proto3 `string`s: invalid UTF-8 anywhere is INVALID_ARGUMENT naming the
+// place, never a bare protobuf parse failure.
+TEST(SpecFileTest, InvalidUtf8IsInvalidArgumentNamingThePlace) {
+  auto expect_invalid = [](const absl::StatusOr<dino::v1::JobSpec>& spec, const std::string& text) {
+    ASSERT_FALSE(spec.ok());
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << spec.status();
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr(text));
+  };
+  expect_invalid(
+      ParseJobSpec("model:\n  preset: cus\xfftom\n", "bad.yaml"),
+      "bad.yaml:2:14: not valid UTF-8 (byte 0xFF at offset 20); spec files must be UTF-8");
+  expect_invalid(ParseJobSpec("{\"name\": \"a\xc0\xaf"
+                              "b\"}",
+                              "bad.json"),
+                 "bad.json:1:12: not valid UTF-8 (byte 0xC0 at offset 11)");
+  expect_invalid(ParseJobSpec("labels:\n  \xed\xa0\x80: x\n", "surrogate.yaml"),
+                 "surrogate.yaml:2:3: not valid UTF-8 (byte 0xED");
+  // An escape that would decode to a lone surrogate is refused by the YAML/JSON reader itself.
+  expect_invalid(ParseJobSpec("{\"name\": \"a\\udc80\"}", "escape.json"),
+                 "escape.json:1: not valid YAML or JSON: invalid unicode");
+  expect_invalid(ParseJobSpec(kGood, "good.yaml", {"name=x\xff"}),
+                 "--set name: not valid UTF-8 (byte 0xFF at offset 6)");
+  expect_invalid(ParseJobSpec(kGood, "good.yaml", {"na\xffme=x"}), "--set: not valid UTF-8");
+  // Valid multi-byte text still parses.
+  auto ok = ParseJobSpec("name: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x95\"\n", "ok.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->name(), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x95");
+}
+
 TEST(SpecFileTest, MissingFileIsReported) {
   auto spec = LoadJobSpecFile(DefaultFileSystem(), "/nonexistent/spec.yaml");
   ASSERT_FALSE(spec.ok());

@@ -168,6 +168,66 @@ TEST_F(GrpcServiceTest, SubmitRejectsABadSpecNamingTheField) {
   EXPECT_EQ(status.error_message(), "optim.batch_size_per_rank must be >= 1, got 0");
 }
 
+// proto3 cannot parse a string field holding invalid UTF-8; gRPC's callback server used to answer
+// that with a bare UNIMPLEMENTED. SubmitJob parses its raw request and names the field.
+TEST_F(GrpcServiceTest, SubmitWithInvalidUtf8IsInvalidArgumentNamingTheField) {
+  auto submit = [&](const dino::v1::JobSpec& spec) {
+    grpc::ClientContext context;
+    dino::v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    dino::v1::SubmitJobResponse response;
+    return jobs_->SubmitJob(&context, request, &response);
+  };
+  dino::v1::JobSpec bad_name = testing::TinySpec();
+  bad_name.set_name("bad\xff");
+  grpc::Status status = submit(bad_name);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "request.spec.name: not valid UTF-8 (byte 0xFF at offset 3); string fields must be "
+            "UTF-8");
+
+  dino::v1::JobSpec bad_label = testing::TinySpec();
+  (*bad_label.mutable_labels())["team\xc3"] = "vision";
+  status = submit(bad_label);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("request.spec.labels.key: not valid UTF-8 (byte 0xC3 at offset 4)"));
+
+  dino::v1::JobSpec bad_path = testing::TinySpec();
+  bad_path.mutable_data()->set_path("/data/\xed\xa0\x80");  // A UTF-16 surrogate.
+  status = submit(bad_path);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("request.spec.data.path: not valid UTF-8"));
+
+  // Bytes that are no protobuf message at all.
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  grpc::Slice slice(std::string("\x0a\xff\xff\xff\xff\x0f", 6));
+  grpc::ByteBuffer request(&slice, 1);
+  auto call = generic.PrepareUnaryCall(&context, "/dino.v1.JobService/SubmitJob", request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message(), "request: not a valid SubmitJobRequest message");
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  // Nothing was created, and a valid spec with multi-byte UTF-8 is accepted.
+  dino::v1::JobSpec good = testing::TinySpec();
+  good.set_name("caf\xc3\xa9 \xf0\x9f\xa6\x95");
+  EXPECT_FALSE(Submit(good).empty());
+  grpc::ClientContext list_context;
+  dino::v1::ListJobsResponse jobs;
+  ASSERT_TRUE(jobs_->ListJobs(&list_context, dino::v1::ListJobsRequest(), &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 1);
+}
+
 TEST_F(GrpcServiceTest, UnknownJobIsNotFoundOnEveryJobRpc) {
   {
     grpc::ClientContext context;
