@@ -124,8 +124,11 @@ std::string FormatProgress(const dino::v1::Job& job) {
     return job.state() == dino::v1::JOB_STATE_SUCCEEDED ? "100%" : "-";
   }
   const auto& s = job.latest_stats();
-  int64_t pct = std::min<int64_t>(100, (s.step() + 1) * 100 / s.total_steps());
-  return absl::StrCat(pct, "%");
+  // Per mille, rounded down so that an unfinished job never shows 100%; one decimal below 10%,
+  // so that the first steps of a long job show as moving rather than as 0%.
+  const int64_t permille = std::min<int64_t>(1000, (s.step() + 1) * 1000 / s.total_steps());
+  if (permille < 100) return absl::StrFormat("%d.%d%%", permille / 10, permille % 10);
+  return absl::StrCat(permille / 10, "%");
 }
 
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {

@@ -31,7 +31,7 @@ std::string FormatAge(const google::protobuf::Timestamp& time, absl::Time now);
 std::string FormatBytes(int64_t bytes);
 // "STATE" without the enum prefix, e.g. "RUNNING".
 std::string ShortStateName(dino::v1::JobState state);
-// "37%" from the latest stats, "-" before the first report.
+// "37%" from the latest stats ("0.4%": one decimal below 10%), "-" before the first report.
 std::string FormatProgress(const dino::v1::Job& job);
 
 // Aligns rows into columns (the first row is the header).

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "client/output.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
 #include "tests/client/fake_coordinator.h"
@@ -437,6 +438,22 @@ TEST_F(DinoctlTest, HelpOnEveryCommandHasAnExample) {
   Result top = Run({"--help"});
   EXPECT_EQ(top.code, 0);
   EXPECT_THAT(top.out, HasSubstr("Exit codes"));
+}
+
+TEST(FormatProgressTest, ShowsEarlyProgressOfLongJobsAndNeverAnUnfinished100) {
+  dino::v1::Job job;
+  job.set_state(dino::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(FormatProgress(job), "-");
+  auto* s = job.mutable_latest_stats();
+  s->set_total_steps(2340);
+  s->set_step(9);  // 10 of 2340 steps
+  EXPECT_EQ(FormatProgress(job), "0.4%");
+  s->set_step(233);  // 234 of 2340
+  EXPECT_EQ(FormatProgress(job), "10%");
+  s->set_step(2338);  // 2339 of 2340
+  EXPECT_EQ(FormatProgress(job), "99%");
+  s->set_step(2339);
+  EXPECT_EQ(FormatProgress(job), "100%");
 }
 
 }  // namespace
