@@ -171,15 +171,32 @@ void Cluster::StartWorker(int i) {
   }
   const std::string log = absl::StrCat(dir_, "/worker-", i, "-", ++starts_, ".log");
   log_paths_.push_back(log);
-  workers_[i] = std::make_unique<Process>(
-      absl::StrCat("worker-", i),
-      std::vector<std::string>{
-          DINO_WORKER_BIN, "--metrics-port", absl::StrCat(worker_metrics_port(i)), "--coordinator",
-          absl::StrCat("127.0.0.1:", coordinator_port_), "--device", "cpu", "--threads", "1",
-          "--rendezvous-port", absl::StrCat(worker_ports_[i]), "--advertise-host", "127.0.0.1",
-          "--name", absl::StrCat("worker-", i), "--work-dir", worker_dir(i), "--collective-timeout",
-          "10"},
-      log);
+  std::vector<std::string> argv = {DINO_WORKER_BIN,
+                                   "--metrics-port",
+                                   absl::StrCat(worker_metrics_port(i)),
+                                   "--coordinator",
+                                   absl::StrCat("127.0.0.1:", coordinator_port_),
+                                   "--device",
+                                   "cpu",
+                                   "--threads",
+                                   "1",
+                                   "--rendezvous-port",
+                                   absl::StrCat(worker_ports_[i]),
+                                   "--advertise-host",
+                                   "127.0.0.1",
+                                   "--name",
+                                   absl::StrCat("worker-", i),
+                                   "--work-dir",
+                                   worker_dir(i),
+                                   "--collective-timeout",
+                                   "10"};
+  argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
+  workers_[i] = std::make_unique<Process>(absl::StrCat("worker-", i), std::move(argv), log);
+}
+
+void Cluster::UseClientCredentials(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  stub_ = dino::v1::JobService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", coordinator_port_), std::move(credentials)));
 }
 
 void Cluster::KillWorker(int i) { workers_.at(i)->Kill(); }
@@ -191,6 +208,17 @@ absl::StatusOr<int> Cluster::StopWorker(int i, absl::Duration grace) {
 pid_t Cluster::worker_pid(int i) const {
   auto it = workers_.find(i);
   return it == workers_.end() ? -1 : it->second->pid();
+}
+
+bool Cluster::WorkerRunning(int i) { return workers_.at(i)->running(); }
+
+absl::StatusOr<int> Cluster::WaitWorker(int i, absl::Duration timeout) {
+  return workers_.at(i)->Wait(timeout);
+}
+
+std::string Cluster::WorkerLog(int i) const {
+  std::ifstream in(workers_.at(i)->log_path());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::string Cluster::coordinator_address() const {

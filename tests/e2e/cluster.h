@@ -4,6 +4,7 @@
 // destructor stops everything that is still running.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
 #include <sys/types.h>
 
 #include <map>
@@ -53,6 +54,11 @@ class Cluster {
   void KillCoordinator();
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
+  // Extra dino-worker flags for the next StartWorker calls (e.g. {"--token-file", f}).
+  std::vector<std::string> worker_flags;
+  // From now on the JobService client (jobs(), Submit, GetJob, ...) connects with `credentials`
+  // (e.g. TLS with a CA, composed with a bearer token) instead of plaintext.
+  void UseClientCredentials(std::shared_ptr<grpc::ChannelCredentials> credentials);
   void KillWorker(int i);
   // From the next Start* on, processes serve /metrics on free ports (the coordinator on
   // 127.0.0.1); off by default (--metrics-port 0).
@@ -61,7 +67,11 @@ class Cluster {
   int worker_metrics_port(int i) const;  // 0 when worker `i` serves none.
   // A graceful stop (what Kubernetes and `docker stop` do): see Process::Stop.
   absl::StatusOr<int> StopWorker(int i, absl::Duration grace);
-  pid_t worker_pid(int i) const;            // -1 when worker `i` is not running.
+  pid_t worker_pid(int i) const;  // -1 when worker `i` is not running.
+  bool WorkerRunning(int i);      // False once worker `i`'s process has exited.
+  // Waits for worker `i` to exit by itself: see Process::Wait.
+  absl::StatusOr<int> WaitWorker(int i, absl::Duration timeout);
+  std::string WorkerLog(int i) const;       // The whole log of worker `i`'s latest process.
   std::string coordinator_address() const;  // "127.0.0.1:PORT"
 
   dino::v1::JobService::Stub* jobs() { return stub_.get(); }
