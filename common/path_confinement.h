@@ -14,8 +14,9 @@
 //
 // Limits: a path checked here can still be swapped for a symlink afterwards (a TOCTOU window);
 // confinement is meant to stop a submitter from naming another tenant's files, not to defend
-// against someone who can already write inside a root. Files inside an image folder are not
-// checked one by one.
+// against someone who can already write inside a root. Files inside an image folder are checked
+// one by one when the folder is opened (worker/data, ImageFolderOptions.roots) and then read
+// through their resolved paths.
 //
 // Thread-safety: immutable after Create; Check is safe from any thread.
 // Failure: Create returns INVALID_ARGUMENT for an empty or relative root. Check returns

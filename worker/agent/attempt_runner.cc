@@ -218,6 +218,7 @@ absl::Status AttemptRunner::Train() {
   local.device = options_.device;
   local.threads = options_.threads;
   local.work_dir = attempt_dir_;
+  local.data_roots = options_.data_roots;
   if (absl::Status confined = CheckDataPaths(assignment_.spec(), options_.data_roots);
       !confined.ok()) {
     confined.SetPayload(run::kPhasePayload, absl::Cord("data"));  // BAD_DATASET: not retried.

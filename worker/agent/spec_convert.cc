@@ -120,6 +120,7 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec
   o.data.labels_path = dat.labels_path();
   DINO_COPY_IF_SET(dat, max_short_side, o.data.image_folder.max_short_side);
   DINO_COPY_IF_SET(dat, max_corrupt, o.data.image_folder.max_corrupt);
+  o.data.image_folder.roots = local.data_roots;  // The eval splits below copy it.
   DINO_COPY_IF_SET(dat, synthetic_images, o.data.synthetic.size);
   DINO_COPY_IF_SET(dat, synthetic_classes, o.data.synthetic.num_classes);
   DINO_COPY_IF_SET(dat, synthetic_image_size, o.data.synthetic.resolution);

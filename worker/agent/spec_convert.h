@@ -21,6 +21,8 @@ struct LocalResources {
   std::string device = "cpu";  // This worker's device, "cpu" or "cuda:N".
   int threads = 0;             // The worker's --threads; 0 = all cores.
   std::string work_dir;        // Per-attempt directory for checkpoints and the export.
+  // The worker's --data-roots: image folders check every file against them when opened.
+  PathConfinement data_roots = PathConfinement::Unconfined();
 };
 
 absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/path_confinement.h"
 
 namespace dino::data {
 
@@ -77,6 +78,11 @@ struct ImageFolderOptions {
   int64_t max_corrupt = 100;
   // 0: infer from the files, which must all agree; 1 or 3: convert every image to that.
   int64_t channels = 0;
+  // When confined (the worker's --data-roots), every file is resolved (symlinks followed) at open
+  // and one that lands outside the roots is skipped and counted like a corrupt file, its message
+  // naming the roots; the others are read through their resolved paths, so a link swapped later
+  // does not redirect a read.
+  PathConfinement roots = PathConfinement::Unconfined();
 };
 
 // The ImageNet layout: root/<class>/<image>.{jpg,jpeg,png}; classes sorted by name get labels

@@ -113,7 +113,9 @@ std::string DecodeJpeg(const std::string& bytes, int channels, int max_short_sid
 torch::Tensor ToChw(std::vector<uint8_t> pixels, int height, int width, int channels,
                     int64_t max_short_side) {
   auto hwc = torch::from_blob(pixels.data(), {height, width, channels}, torch::kUInt8);
-  auto chw = hwc.permute({2, 0, 1}).contiguous();
+  // clone, not contiguous(): with one channel the permuted view already counts as contiguous, so
+  // contiguous() would return a view of `pixels`, which is freed when this function returns.
+  auto chw = hwc.permute({2, 0, 1}).clone(at::MemoryFormat::Contiguous);
   const int64_t short_side = std::min(height, width);
   if (max_short_side <= 0 || short_side <= max_short_side) return chw;
   const double s = static_cast<double>(max_short_side) / static_cast<double>(short_side);

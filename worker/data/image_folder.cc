@@ -6,6 +6,9 @@
 // GetImage reports it as DATA_LOSS; GetImages (what the loader uses) replaces it by the next
 // decodable image of the dataset so that one bad file does not stop training. Past
 // `max_corrupt` corrupt files in total, both fail with FAILED_PRECONDITION.
+//
+// With ImageFolderOptions.roots confined, a file (or a class folder) that is a symlink resolving
+// outside the roots is skipped and counted like a corrupt file, and its message says so.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -184,8 +187,17 @@ absl::StatusOr<std::shared_ptr<Dataset>> OpenImageFolder(const std::string& root
   std::vector<absl::StatusOr<ImageHeader>> headers(files.size());
   {
     ThreadPool pool(options.threads);
-    pool.ParallelFor(static_cast<int64_t>(files.size()),
-                     [&](int64_t i) { headers[i] = ReadImageHeader(files[i]); });
+    pool.ParallelFor(static_cast<int64_t>(files.size()), [&](int64_t i) {
+      if (options.roots.confined()) {
+        absl::StatusOr<std::string> resolved = options.roots.Check("image file", files[i]);
+        if (!resolved.ok()) {
+          headers[i] = absl::DataLossError(absl::StrCat(resolved.status().message(), "; skipped"));
+          return;
+        }
+        files[i] = *std::move(resolved);  // Read what was checked.
+      }
+      headers[i] = ReadImageHeader(files[i]);
+    });
   }
   std::vector<std::string> good_files;
   std::vector<int64_t> good_labels;

@@ -235,6 +235,63 @@ TEST(ImageFolderTest, TruncatedFileIsSkippedInBatchesAndCountedUpToTheLimit) {
   EXPECT_NE(failed.status().message().find("1.jpg"), std::string::npos) << failed.status();
 }
 
+// A one-channel image decodes into memory of its own: the decoder's pixel buffer is freed on
+// return (a permuted 1-channel view counts as contiguous, so it was once returned as is).
+TEST(ImageFolderTest, GrayscalePngDecodesExactly) {
+  const std::string root = MakeTempDir("folder_gray");
+  fs::create_directories(root + "/k");
+  const torch::Tensor image = RandomImage(1, 16, 16, 9);
+  ASSERT_TRUE(WritePng(root + "/k/0.png", image));
+  auto ds = OpenImageFolder(root);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  auto decoded = (*ds)->GetImage(0);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(torch::equal(*decoded, image)) << *decoded;
+}
+
+// With the worker's --data-roots, a symlink inside the folder (a file, or a whole class folder)
+// that resolves outside the roots is skipped and counted like a corrupt file; links that stay
+// inside are read. Unconfined, all of them are read (what the check prevents).
+TEST(ImageFolderTest, SymlinksEscapingTheDataRootsAreSkippedAndCounted) {
+  const std::string base = MakeTempDir("folder_roots");
+  const std::string root = base + "/data/set", outside = base + "/private";
+  fs::create_directories(root + "/a");
+  fs::create_directories(outside + "/secrets");
+  ASSERT_TRUE(WritePng(root + "/a/0.png", RandomImage(1, 8, 8, 1)));
+  ASSERT_TRUE(WritePng(root + "/a/1.png", RandomImage(1, 8, 8, 2)));
+  ASSERT_TRUE(WritePng(outside + "/secret.png", RandomImage(1, 8, 8, 3)));
+  ASSERT_TRUE(WritePng(outside + "/secrets/s.png", RandomImage(1, 8, 8, 4)));
+  fs::create_symlink(outside + "/secret.png", root + "/a/2.png");   // Escapes.
+  fs::create_symlink(root + "/a/0.png", root + "/a/3.png");         // Stays inside.
+  fs::create_directory_symlink(outside + "/secrets", root + "/b");  // A class folder escapes.
+
+  auto unconfined = OpenImageFolder(root);
+  ASSERT_TRUE(unconfined.ok()) << unconfined.status();
+  EXPECT_EQ((*unconfined)->size(), 5);
+
+  absl::StatusOr<PathConfinement> roots = PathConfinement::Create({base + "/data"});
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  ImageFolderOptions options;
+  options.roots = *roots;
+  auto ds = OpenImageFolder(root, options);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  ASSERT_EQ((*ds)->size(), 3);  // a/0.png, a/1.png and a/3.png (-> a/0.png).
+  EXPECT_EQ((*ds)->corrupt_files(), 2);
+  EXPECT_EQ((*ds)->num_classes(), 2);
+  for (int64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*ds)->Label(i), 0);
+    ASSERT_TRUE((*ds)->GetImage(i).ok());
+  }
+  EXPECT_TRUE(torch::equal(*(*ds)->GetImage(0), *(*ds)->GetImage(2)));
+
+  options.max_corrupt = 1;
+  auto strict = OpenImageFolder(root, options);
+  EXPECT_EQ(strict.status().code(), absl::StatusCode::kFailedPrecondition) << strict.status();
+  EXPECT_NE(strict.status().message().find("must lie under one of the data roots"),
+            std::string::npos)
+      << strict.status();
+}
+
 TEST(ImageFolderTest, BadFolders) {
   EXPECT_EQ(OpenImageFolder("/nonexistent/dino").status().code(), absl::StatusCode::kNotFound);
   const std::string empty = MakeTempDir("folder_empty");
