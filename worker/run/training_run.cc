@@ -1,8 +1,8 @@
 #include "worker/run/training_run.h"
 
 #include <algorithm>
-#include <thread>
 #include <cstdio>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,12 +52,12 @@ absl::Status WithPhase(absl::Status status, absl::string_view phase) {
 }
 
 // DINO_RETURN_IF_ERROR that tags the failure with a phase.
-#define DINO_RETURN_IN_PHASE(expr, phase)              \
-  do {                                                 \
-    absl::Status dino_phase_status = (expr);           \
-    if (!dino_phase_status.ok()) {                     \
+#define DINO_RETURN_IN_PHASE(expr, phase)                    \
+  do {                                                       \
+    absl::Status dino_phase_status = (expr);                 \
+    if (!dino_phase_status.ok()) {                           \
       return WithPhase(std::move(dino_phase_status), phase); \
-    }                                                  \
+    }                                                        \
   } while (0)
 
 std::string CheckpointPath(const std::string& dir, int64_t step) {
@@ -119,8 +119,7 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
 
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(train, collectives, sync);
   // A failed collective while broadcasting the initial weights is a training-time failure.
-  DINO_RETURN_IN_PHASE(trainer.status(),
-                       absl::IsAborted(trainer.status()) ? "train" : "config");
+  DINO_RETURN_IN_PHASE(trainer.status(), absl::IsAborted(trainer.status()) ? "train" : "config");
   run->trainer_ = std::move(*trainer);
   if (!o.resume_from.empty()) {
     absl::Status resume = run->Resume(lo);
@@ -130,8 +129,8 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
       std::vector<torch::Tensor> state = run->trainer_->StudentParameters();
       for (const torch::Tensor& t : run->trainer_->TeacherParameters()) state.push_back(t);
       state.push_back(run->trainer_->center());
-      DINO_RETURN_IN_PHASE(
-          dist::VerifySameParameters(collectives, state, run->trainer_->device()), "train");
+      DINO_RETURN_IN_PHASE(dist::VerifySameParameters(collectives, state, run->trainer_->device()),
+                           "train");
     }
     DINO_LOG(INFO) << "resumed from " << o.resume_from << " at step " << run->trainer_->step();
   }
@@ -214,8 +213,8 @@ absl::StatusOr<std::optional<double>> TrainingRun::Evaluate(const RunCallbacks& 
   eo.temperature = options_.knn_temperature;
   eo.on_progress = callbacks.on_eval_progress;
   DINO_ASSIGN_OR_RETURN(KnnResult knn,
-                        EvaluateKnn(trainer_->teacher_backbone(), *eval_train_, *eval_test_,
-                                    stats_, eo, trainer_->device(), options_.train.bf16));
+                        EvaluateKnn(trainer_->teacher_backbone(), *eval_train_, *eval_test_, stats_,
+                                    eo, trainer_->device(), options_.train.bf16));
   result->knn = knn;
   result->knn_step = trainer_->step();
   if (callbacks.on_eval) {
@@ -226,6 +225,16 @@ absl::StatusOr<std::optional<double>> TrainingRun::Evaluate(const RunCallbacks& 
     callbacks.on_eval(info);
   }
   return std::optional<double>(knn.top1);
+}
+
+absl::StatusOr<KnnResult> TrainingRun::EvaluateTeacher(const RunCallbacks& callbacks) {
+  if (collectives_->rank() != 0 || eval_train_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "the k-NN evaluation runs on rank 0 of a run with eval_train and eval_test");
+  }
+  RunResult result;
+  DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result).status());
+  return *result.knn;
 }
 
 absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {

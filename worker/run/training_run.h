@@ -42,7 +42,7 @@ struct RunOptions {
   TrainConfig train;  // steps_per_epoch is filled in from the loader.
   data::DatasetSpec data;
   data::AugmentOptions augment;
-  int64_t loader_threads = 0;   // 0: one per core.
+  int64_t loader_threads = 0;  // 0: one per core.
   int64_t prefetch_batches = 4;
   // Labelled splits for the k-NN evaluation; both or neither.
   std::optional<data::DatasetSpec> eval_train;
@@ -78,8 +78,8 @@ struct CheckpointInfo {
   int64_t step = 0;  // Steps completed when it was written.
   int64_t epoch = 0;
   bool final = false;
-  StepResult last_step;             // Statistics of the step just before it.
-  std::optional<double> knn_top1;   // When evaluated at this step.
+  StepResult last_step;            // Statistics of the step just before it.
+  std::optional<double> knn_top1;  // When evaluated at this step.
 };
 
 // Where a failure happened, attached to a failing Status as the payload kPhasePayload so that the
@@ -111,10 +111,10 @@ struct RunCallbacks {
 struct RunResult {
   int64_t steps = 0;
   bool cancelled = false;
-  std::optional<KnnResult> knn;     // The last evaluation, if any.
-  int64_t knn_step = -1;            // The step it was made at.
-  std::string last_checkpoint;      // Empty on ranks other than 0.
-  std::string exported_teacher;     // Empty unless rank 0 finished.
+  std::optional<KnnResult> knn;  // The last evaluation, if any.
+  int64_t knn_step = -1;         // The step it was made at.
+  std::string last_checkpoint;   // Empty on ranks other than 0.
+  std::string exported_teacher;  // Empty unless rank 0 finished.
   double train_seconds = 0;
 };
 
@@ -126,6 +126,12 @@ class TrainingRun {
   ~TrainingRun();
 
   absl::StatusOr<RunResult> Run(const RunCallbacks& callbacks);
+
+  // The k-NN evaluation of the teacher as it is now (at initialisation, or as resumed), without
+  // training: the baseline a trained teacher is compared with. Calls callbacks.on_eval_progress
+  // and callbacks.on_eval like an evaluation during Run. FAILED_PRECONDITION when no eval split is
+  // configured or on a rank other than 0.
+  absl::StatusOr<KnnResult> EvaluateTeacher(const RunCallbacks& callbacks);
 
   const RunOptions& options() const { return options_; }
   Trainer& trainer() { return *trainer_; }
@@ -139,8 +145,7 @@ class TrainingRun {
   absl::Status WriteCheckpoint(bool final, const StepResult& last, const RunCallbacks& callbacks,
                                RunResult* result);
   // Evaluates on rank 0 when an eval split is configured; returns the top-1 if it evaluated.
-  absl::StatusOr<std::optional<double>> Evaluate(const RunCallbacks& callbacks,
-                                                 RunResult* result);
+  absl::StatusOr<std::optional<double>> Evaluate(const RunCallbacks& callbacks, RunResult* result);
 
   RunOptions options_;
   Collectives* collectives_;

@@ -1,0 +1,98 @@
+// TrainingRun::EvaluateTeacher: the k-NN of the teacher without training (the random-init baseline
+// that `dino-train --eval-only` prints), on a tiny synthetic job.
+#include "worker/run/training_run.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_system.h"
+#include "worker/dino/collectives.h"
+
+namespace dino::run {
+namespace {
+
+RunOptions TinyOptions(bool with_eval) {
+  RunOptions o;
+  TrainConfig& t = o.train;
+  t.model.preset = "custom";
+  t.model.dim = 16;
+  t.model.depth = 1;
+  t.model.heads = 2;
+  t.model.patch_size = 4;
+  t.model.in_channels = 3;
+  t.model.image_size = 16;
+  t.head.out_dim = 64;
+  t.head.hidden = 32;
+  t.head.bottleneck = 16;
+  t.optim.epochs = 1;
+  t.optim.batch_size_per_rank = 8;
+  t.optim.warmup_epochs = 1;
+  t.dino.warmup_teacher_temp_epochs = 1;
+  t.crops.global_crop_size = 16;
+  t.crops.local_crop_size = 8;
+  t.crops.n_local_crops = 2;
+  t.threads = 1;
+  o.augment = data::AugmentOptions::ForResolution(16, 2);
+  o.data.kind = "synthetic";
+  o.data.synthetic.size = 32;
+  o.data.synthetic.resolution = 16;
+  o.data.synthetic.num_classes = 2;
+  if (with_eval) {
+    o.eval_train = o.data;
+    data::DatasetSpec test = o.data;
+    test.synthetic.seed = 7;
+    test.synthetic.size = 20;
+    o.eval_test = test;
+  }
+  o.loader_threads = 1;
+  o.work_dir = absl::StrCat(::testing::TempDir(), "/training_run_test_", getpid());
+  return o;
+}
+
+TEST(TrainingRunTest, EvaluateTeacherScoresTheUntrainedTeacherOnTheWholeTestSplit) {
+  LocalCollectives collectives;
+  LocalGradientSync sync;
+  auto training = TrainingRun::Create(TinyOptions(true), &collectives, &sync, DefaultFileSystem());
+  ASSERT_TRUE(training.ok()) << training.status();
+  std::vector<EvalInfo> evals;
+  int64_t last_done = 0, last_total = 0;
+  RunCallbacks callbacks;
+  callbacks.on_eval = [&](const EvalInfo& e) { evals.push_back(e); };
+  callbacks.on_eval_progress = [&](int64_t done, int64_t total) {
+    last_done = done;
+    last_total = total;
+  };
+  absl::StatusOr<KnnResult> knn = (*training)->EvaluateTeacher(callbacks);
+  ASSERT_TRUE(knn.ok()) << knn.status();
+  EXPECT_EQ(knn->total, 20);
+  EXPECT_GE(knn->correct, 0);
+  EXPECT_LE(knn->correct, 20);
+  EXPECT_DOUBLE_EQ(knn->top1, 100.0 * knn->correct / 20);
+  EXPECT_EQ((*training)->trainer().step(), 0);  // No training happened.
+  ASSERT_EQ(evals.size(), 1u);
+  EXPECT_EQ(evals[0].step, 0);
+  EXPECT_EQ(evals[0].epoch, 0);
+  EXPECT_EQ(evals[0].knn.correct, knn->correct);
+  EXPECT_EQ(last_total, 32 + 20);  // Reference and test images embedded.
+  EXPECT_EQ(last_done, last_total);
+
+  // The same seed builds the same untrained teacher: the baseline is reproducible.
+  auto again = TrainingRun::Create(TinyOptions(true), &collectives, &sync, DefaultFileSystem());
+  ASSERT_TRUE(again.ok()) << again.status();
+  absl::StatusOr<KnnResult> knn2 = (*again)->EvaluateTeacher({});
+  ASSERT_TRUE(knn2.ok()) << knn2.status();
+  EXPECT_EQ(knn2->correct, knn->correct);
+}
+
+TEST(TrainingRunTest, EvaluateTeacherWithoutAnEvalSplitIsAFailedPrecondition) {
+  LocalCollectives collectives;
+  LocalGradientSync sync;
+  auto training = TrainingRun::Create(TinyOptions(false), &collectives, &sync, DefaultFileSystem());
+  ASSERT_TRUE(training.ok()) << training.status();
+  absl::StatusOr<KnnResult> knn = (*training)->EvaluateTeacher({});
+  EXPECT_EQ(knn.status().code(), absl::StatusCode::kFailedPrecondition) << knn.status();
+}
+
+}  // namespace
+}  // namespace dino::run
