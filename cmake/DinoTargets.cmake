@@ -1,18 +1,25 @@
 # Project-wide target defaults: warnings as errors for project code, optional sanitizers.
 #
-# dino_target_defaults(TARGET [NO_SANITIZE])
+# dino_target_defaults(TARGET [NO_SANITIZE] [NO_PCH] [UNITY])
 #   Applies -Wall -Wextra -Werror. With DINO_SANITIZE=ON it also applies ASan+UBSan unless
 #   NO_SANITIZE is given (LibTorch-loading targets: Debian's libtorch is not built for ASan).
 #   NO_SANITIZE targets are the LibTorch ones, so they also reuse dino_model's precompiled
-#   <torch/torch.h>: parsing it costs ~16 s per translation unit, half of a CI build.
+#   <torch/torch.h>: parsing it costs ~45 s per translation unit on a loaded 2-core machine, loading
+#   the 570 MB PCH ~30 s. NO_PCH is for targets that link LibTorch but whose sources never include
+#   it (the e2e tests), where loading the PCH would be all the cost. UNITY compiles the target's
+#   sources in batches of 8 (CMake's unity build), which pays that fixed cost once per batch.
 function(dino_target_defaults target)
-  cmake_parse_arguments(ARG "NO_SANITIZE" "" "" ${ARGN})
+  cmake_parse_arguments(ARG "NO_SANITIZE;NO_PCH;UNITY" "" "" ${ARGN})
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  if(ARG_UNITY)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
+  endif()
   if(ARG_NO_SANITIZE)
     # -pthread everywhere (gRPC targets get it anyway): it defines _REENTRANT, and a PCH is only
     # used by translation units with the same macros.
     target_compile_options(${target} PRIVATE -pthread)
-    if(TARGET dino_model AND NOT target STREQUAL "dino_model" AND NOT target STREQUAL "dino_torch")
+    if(TARGET dino_model AND NOT ARG_NO_PCH AND NOT target STREQUAL "dino_model"
+       AND NOT target STREQUAL "dino_torch")
       target_precompile_headers(${target} REUSE_FROM dino_model)
     endif()
   endif()
@@ -23,20 +30,22 @@ function(dino_target_defaults target)
   endif()
 endfunction()
 
-# dino_test(NAME SOURCES... LIBS ... [LABELS ...] [NO_SANITIZE])
+# dino_test(NAME SOURCES... LIBS ... [LABELS ...] [NO_SANITIZE] [NO_PCH] [UNITY])
 #   A GoogleTest executable whose cases are registered with ctest one by one.
 function(dino_test name)
-  cmake_parse_arguments(ARG "NO_SANITIZE" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_SANITIZE;NO_PCH;UNITY" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   if(DINO_SANITIZE AND NOT ARG_NO_SANITIZE)
     target_sources(${name} PRIVATE ${DINO_SOURCE_ROOT}/tests/lsan_suppressions.cc)
   endif()
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gmock GTest::gtest_main)
-  if(ARG_NO_SANITIZE)
-    dino_target_defaults(${name} NO_SANITIZE)
-  else()
-    dino_target_defaults(${name})
-  endif()
+  set(flags)
+  foreach(flag NO_SANITIZE NO_PCH UNITY)
+    if(ARG_${flag})
+      list(APPEND flags ${flag})
+    endif()
+  endforeach()
+  dino_target_defaults(${name} ${flags})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
