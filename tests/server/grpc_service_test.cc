@@ -1,5 +1,6 @@
-// Every JobService and WorkerService RPC through an in-process channel, errors included, plus the
-// health service and a graceful shutdown that ends the streams with UNAVAILABLE.
+// Every JobService RPC and the WorkerService calls of a job's life through an in-process channel,
+// errors included, plus the health and reflection services. The Connect stream's protocol errors
+// and the graceful shutdown are in grpc_worker_stream_test.cc.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -13,83 +14,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/coordinator_server.h"
+#include "tests/server/grpc_service_fixture.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {
 namespace {
 
 using ::testing::HasSubstr;
-
-class GrpcServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.listen = "";
-    options.data_dir = testing::NewTempDir("grpc");
-    options.tick_interval = absl::ZeroDuration();
-    auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    channel_ = server_->InProcessChannel();
-    jobs_ = dino::v1::JobService::NewStub(channel_);
-    workers_ = dino::v1::WorkerService::NewStub(channel_);
-  }
-
-  std::string Submit(const dino::v1::JobSpec& spec) {
-    grpc::ClientContext context;
-    dino::v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
-    dino::v1::SubmitJobResponse response;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().id();
-  }
-
-  std::string Register() {
-    grpc::ClientContext context;
-    dino::v1::RegisterRequest request;
-    request.set_name("w");
-    request.set_device("cpu");
-    request.set_rendezvous_address("127.0.0.1:29500");
-    dino::v1::RegisterResponse response;
-    EXPECT_TRUE(workers_->Register(&context, request, &response).ok());
-    EXPECT_EQ(response.worker_timeout().seconds(), 15);
-    return response.worker_id();
-  }
-
-  grpc::Status Upload(const std::string& worker, const std::string& job, int64_t step,
-                      const std::string& data, const std::string& sha, bool send_sha,
-                      dino::v1::UploadCheckpointResponse* response) {
-    grpc::ClientContext context;
-    auto writer = workers_->UploadCheckpoint(&context, response);
-    dino::v1::UploadCheckpointRequest part;
-    auto* header = part.mutable_header();
-    header->set_worker_id(worker);
-    header->set_job_id(job);
-    header->set_attempt(1);
-    header->set_step(step);
-    header->set_size_bytes(static_cast<int64_t>(data.size()));
-    header->set_knn_top1(81.5);
-    writer->Write(part);
-    for (size_t offset = 0; offset < data.size(); offset += 7) {
-      part.set_data(data.substr(offset, 7));
-      writer->Write(part);
-    }
-    if (send_sha) {
-      part.set_sha256(sha);
-      writer->Write(part);
-    }
-    writer->WritesDone();
-    return writer->Finish();
-  }
-
-  SimulatedClock clock_;
-  metrics::Registry registry_;
-  std::unique_ptr<CoordinatorServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<dino::v1::JobService::Stub> jobs_;
-  std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
-};
 
 TEST_F(GrpcServiceTest, HealthServiceReportsServing) {
   grpc::GenericStub generic(channel_);
@@ -452,74 +383,6 @@ TEST_F(GrpcServiceTest, AJobFromSubmitToSucceededOverEveryRpc) {
   EXPECT_THAT(exposition, HasSubstr("dino_workers{state=\"IDLE\"} 1\n"));
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
-}
-
-TEST_F(GrpcServiceTest, ConnectProtocolErrors) {
-  {
-    grpc::ClientContext context;
-    auto stream = workers_->Connect(&context);
-    dino::v1::WorkerMessage hello;
-    hello.mutable_hello()->set_worker_id("w-999");
-    stream->Write(hello);
-    dino::v1::CoordinatorMessage message;
-    EXPECT_FALSE(stream->Read(&message));
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
-  }
-  {
-    grpc::ClientContext context;
-    auto stream = workers_->Connect(&context);
-    dino::v1::WorkerMessage heartbeat;
-    heartbeat.mutable_heartbeat();
-    stream->Write(heartbeat);
-    dino::v1::CoordinatorMessage message;
-    EXPECT_FALSE(stream->Read(&message));
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  }
-  {
-    grpc::ClientContext context;
-    dino::v1::RegisterRequest request;
-    request.set_device("tpu");
-    request.set_rendezvous_address("x:1");
-    dino::v1::RegisterResponse response;
-    grpc::Status status = workers_->Register(&context, request, &response);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_THAT(status.error_message(), HasSubstr("device"));
-  }
-  {
-    grpc::ClientContext context;
-    dino::v1::ReportProgressRequest request;
-    request.set_worker_id("w-1");
-    request.set_job_id(Submit(testing::TinySpec()));
-    request.set_attempt(1);
-    dino::v1::ReportProgressResponse response;
-    EXPECT_EQ(workers_->ReportProgress(&context, request, &response).error_code(),
-              grpc::StatusCode::FAILED_PRECONDITION);
-  }
-}
-
-TEST_F(GrpcServiceTest, ShutdownEndsWatchesAndWorkerStreamsWithUnavailable) {
-  const std::string job = Submit(testing::TinySpec(2));  // Stays queued: one worker only.
-  grpc::ClientContext watch_context;
-  dino::v1::WatchJobRequest request;
-  request.set_job_id(job);
-  auto watch = jobs_->WatchJob(&watch_context, request);
-  dino::v1::JobEvent event;
-  ASSERT_TRUE(watch->Read(&event));  // QUEUED: the watch is registered.
-
-  const std::string worker = Register();
-  grpc::ClientContext connect_context;
-  auto stream = workers_->Connect(&connect_context);
-  dino::v1::WorkerMessage hello;
-  hello.mutable_hello()->set_worker_id(worker);
-  ASSERT_TRUE(stream->Write(hello));
-
-  std::thread shutdown([this] { server_->Shutdown(absl::Seconds(10)); });
-  EXPECT_FALSE(watch->Read(&event));
-  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
-  dino::v1::CoordinatorMessage message;
-  EXPECT_FALSE(stream->Read(&message));
-  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
-  shutdown.join();
 }
 
 }  // namespace

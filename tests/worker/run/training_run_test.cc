@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_system.h"
+#include "tests/worker/dino/test_util.h"
 #include "worker/dino/collectives.h"
 
 namespace dino::run {
@@ -14,25 +15,7 @@ namespace {
 
 RunOptions TinyOptions(bool with_eval) {
   RunOptions o;
-  TrainConfig& t = o.train;
-  t.model.preset = "custom";
-  t.model.dim = 16;
-  t.model.depth = 1;
-  t.model.heads = 2;
-  t.model.patch_size = 4;
-  t.model.in_channels = 3;
-  t.model.image_size = 16;
-  t.head.out_dim = 64;
-  t.head.hidden = 32;
-  t.head.bottleneck = 16;
-  t.optim.epochs = 1;
-  t.optim.batch_size_per_rank = 8;
-  t.optim.warmup_epochs = 1;
-  t.dino.warmup_teacher_temp_epochs = 1;
-  t.crops.global_crop_size = 16;
-  t.crops.local_crop_size = 8;
-  t.crops.n_local_crops = 2;
-  t.threads = 1;
+  o.train = dino::testing::TinyConfig();  // 16-px, 3-channel, 2 local crops of 8.
   o.augment = data::AugmentOptions::ForResolution(16, 2);
   o.data.kind = "synthetic";
   o.data.synthetic.size = 32;

@@ -1,0 +1,90 @@
+// GrpcServiceTest: a CoordinatorServer on an in-process channel with JobService and WorkerService
+// stubs, a simulated clock and its own data dir, plus helpers to submit, register and upload.
+// Shared by grpc_service_test.cc (JobService, health, reflection) and grpc_worker_stream_test.cc.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "dino/v1/coordinator.grpc.pb.h"
+#include "dino/v1/worker.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "server/coordinator_server.h"
+#include "tests/server/test_util.h"
+
+namespace dino::server {
+
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.listen = "";
+    options.data_dir = testing::NewTempDir("grpc");
+    options.tick_interval = absl::ZeroDuration();
+    auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = server_->InProcessChannel();
+    jobs_ = dino::v1::JobService::NewStub(channel_);
+    workers_ = dino::v1::WorkerService::NewStub(channel_);
+  }
+
+  std::string Submit(const dino::v1::JobSpec& spec) {
+    grpc::ClientContext context;
+    dino::v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    dino::v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  std::string Register() {
+    grpc::ClientContext context;
+    dino::v1::RegisterRequest request;
+    request.set_name("w");
+    request.set_device("cpu");
+    request.set_rendezvous_address("127.0.0.1:29500");
+    dino::v1::RegisterResponse response;
+    EXPECT_TRUE(workers_->Register(&context, request, &response).ok());
+    EXPECT_EQ(response.worker_timeout().seconds(), 15);
+    return response.worker_id();
+  }
+
+  grpc::Status Upload(const std::string& worker, const std::string& job, int64_t step,
+                      const std::string& data, const std::string& sha, bool send_sha,
+                      dino::v1::UploadCheckpointResponse* response) {
+    grpc::ClientContext context;
+    auto writer = workers_->UploadCheckpoint(&context, response);
+    dino::v1::UploadCheckpointRequest part;
+    auto* header = part.mutable_header();
+    header->set_worker_id(worker);
+    header->set_job_id(job);
+    header->set_attempt(1);
+    header->set_step(step);
+    header->set_size_bytes(static_cast<int64_t>(data.size()));
+    header->set_knn_top1(81.5);
+    writer->Write(part);
+    for (size_t offset = 0; offset < data.size(); offset += 7) {
+      part.set_data(data.substr(offset, 7));
+      writer->Write(part);
+    }
+    if (send_sha) {
+      part.set_sha256(sha);
+      writer->Write(part);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  SimulatedClock clock_;
+  metrics::Registry registry_;
+  std::unique_ptr<CoordinatorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<dino::v1::JobService::Stub> jobs_;
+  std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
+};
+
+}  // namespace dino::server
