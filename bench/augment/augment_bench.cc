@@ -4,13 +4,16 @@
 // BM_Augment times MultiCropAugmenter::Apply on a batch of decoded uint8 images (the work
 // torchvision does per image in bench/compare_torchvision_augment.py); BM_Loader times the whole
 // Loader (synthetic rendering + augmentation on its prefetch threads) as the trainer sees it.
-// All CPU cores are used (at::set_num_threads); CUDA variants run when a device is visible.
+// All CPU cores are used (at::set_num_threads) unless --threads=N says otherwise (compare with
+// compare_torchvision_augment.py --workers N); CUDA variants run when a device is visible.
 // The counter samples/s is what to compare; run with --benchmark_counters_tabular=true. On a
 // machine shared with other work, OMP_WAIT_POLICY=PASSIVE keeps LibTorch's OpenMP threads from
 // spin-waiting against the other load (it changed the figures here by 2-4x).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "worker/data/augment.h"
@@ -29,8 +32,12 @@ Config MakeConfig(int which) {
   return {256, 3, 32, AugmentOptions()};  // DINO.md defaults: 2x224 + 8x96
 }
 
+int g_threads = 0;  // --threads=N; 0: all cores
+
 void SetThreads() {
-  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  at::set_num_threads(g_threads > 0
+                          ? g_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 void BM_Augment(benchmark::State& state) {
@@ -119,4 +126,20 @@ BENCHMARK(BM_Loader)
 }  // namespace
 }  // namespace dino::data
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN plus --threads=N (LibTorch intra-op threads of the augmentation).
+int main(int argc, char** argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      dino::data::g_threads = std::atoi(argv[i] + 10);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
