@@ -32,16 +32,6 @@ absl::Status ValidateView(const ViewOptions& v, absl::string_view name) {
   return prob(v.solarize_p, "solarize_p");
 }
 
-// Random parameters of one view for the whole batch.
-struct ViewParams {
-  std::vector<CropBox> boxes;
-  std::vector<bool> flip;
-  JitterParams jitter;
-  std::vector<bool> gray;
-  std::vector<double> sigma;  // 0: no blur
-  std::vector<bool> solarize;
-};
-
 }  // namespace
 
 AugmentOptions AugmentOptions::ForResolution(int64_t resolution, int64_t num_local) {
@@ -106,62 +96,10 @@ absl::StatusOr<std::vector<torch::Tensor>> MultiCropAugmenter::Apply(
           absl::StrCat("Apply: image ", b, " is not a non-empty uint8 [", channels_, ", H, W]"));
     }
   }
-  const int64_t batch = static_cast<int64_t>(images.size());
-  const AugmentOptions& o = options_;
-
   // All random parameters first, in a fixed order, so the result depends only on the seed.
-  std::mt19937_64 rng(seed);
-  std::vector<ViewParams> views(o.num_views());
-  for (int64_t v = 0; v < o.num_views(); ++v) {
-    const ViewOptions& vo = o.view(v);
-    ViewParams& p = views[v];
-    for (int64_t b = 0; b < batch; ++b) {
-      p.boxes.push_back(SampleResizedCrop(images[b].size(1), images[b].size(2), vo.scale_min,
-                                          vo.scale_max, o.ratio_min, o.ratio_max, rng));
-      p.flip.push_back(Uniform01(rng) < vo.flip_p);
-      p.jitter.apply.push_back(Uniform01(rng) < vo.jitter_p);
-      std::array<int, 4> order = {0, 1, 2, 3};
-      for (int i = 3; i > 0; --i) {
-        std::swap(order[i], order[static_cast<int>(Uniform01(rng) * (i + 1))]);
-      }
-      p.jitter.order.push_back(order);
-      p.jitter.factors.push_back({1 - o.brightness + 2 * o.brightness * Uniform01(rng),
-                                  1 - o.contrast + 2 * o.contrast * Uniform01(rng),
-                                  1 - o.saturation + 2 * o.saturation * Uniform01(rng),
-                                  -o.hue + 2 * o.hue * Uniform01(rng)});
-      p.gray.push_back(Uniform01(rng) < vo.grayscale_p);
-      const bool blur = Uniform01(rng) < vo.blur_p;
-      const double sigma =
-          o.blur_sigma_min + (o.blur_sigma_max - o.blur_sigma_min) * Uniform01(rng);
-      p.sigma.push_back(blur ? sigma : 0.0);
-      p.solarize.push_back(Uniform01(rng) < vo.solarize_p);
-    }
-  }
-
-  return TorchCallOr("multi-crop augmentation", [&] {
-    torch::NoGradGuard no_grad;
-    torch::Tensor canvas = PackCanvas(images);
-    if (device.is_cuda()) canvas = canvas.pin_memory().to(device, /*non_blocking=*/true);
-    auto mean = torch::tensor(stats_.mean, torch::kFloat64)
-                    .to(device, torch::kFloat32)
-                    .view({1, channels_, 1, 1});
-    auto inv_std = torch::tensor(stats_.std, torch::kFloat64)
-                       .reciprocal()
-                       .to(device, torch::kFloat32)
-                       .view({1, channels_, 1, 1});
-    std::vector<torch::Tensor> crops;
-    crops.reserve(views.size());
-    for (int64_t v = 0; v < o.num_views(); ++v) {
-      const ViewParams& p = views[v];
-      auto x = ResizedCrops(canvas, p.boxes, p.flip, o.view(v).size, o.interpolation);
-      x = ColorJitter(x, p.jitter);
-      x = RandomGrayscale(x, p.gray);
-      x = GaussianBlur(x, p.sigma);
-      x = Solarize(x, p.solarize);
-      crops.push_back(x.sub_(mean).mul_(inv_std).contiguous());
-    }
-    return crops;
-  });
+  const std::vector<ViewParams> views = SampleViews(options_, images, seed);
+  return TorchCallOr("multi-crop augmentation",
+                     [&] { return AugmentViews(images, views, options_, stats_, device); });
 }
 
 }  // namespace dino::data

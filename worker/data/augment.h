@@ -7,8 +7,10 @@
 //   antialiasing filter like torchvision's tensor path: one affine grid + grid_sample on CUDA, the
 //   equivalent separable ROI resampling on the CPU, see augment_cpu.h) → horizontal flip →
 //   colour jitter with p (brightness, contrast, saturation, hue in a random order per sample, as
-//   torchvision's ColorJitter) → grayscale → Gaussian blur (per-sample σ, one separable grouped
-//   convolution for the batch) → solarize (x ≥ 0.5 → 1 − x) → normalise with the dataset stats.
+//   torchvision's ColorJitter) → grayscale → Gaussian blur (per-sample σ and kernel radius
+//   ceil(3σ); one separable grouped convolution for the batch on CUDA) → solarize (x ≥ 0.5 →
+//   1 − x) → normalise with the dataset stats. On the CPU each (view, sample) runs that whole chain
+//   as one task of fused kernels (augment_cpu.h).
 // Every probability belongs to a ViewOptions, so each view is configurable on its own.
 // For 1-channel data, jitter reduces to brightness and contrast, and grayscale is a no-op.
 //
@@ -63,7 +65,7 @@ struct AugmentOptions {
   double saturation = 0.2;
   double hue = 0.1;
 
-  // Gaussian blur σ range; the kernel radius is ceil(3σ_max) (at most half the view size).
+  // Gaussian blur σ range; each sample's kernel radius is ceil(3σ) (less than the view size).
   double blur_sigma_min = 0.1;
   double blur_sigma_max = 2.0;
 

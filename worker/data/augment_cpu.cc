@@ -26,9 +26,9 @@ struct Taps {
 
 // Source coordinate of output pixel j of `size` over [start, start + extent) of an axis of
 // length n, mirrored when flip: the unnormalised grid_sample coordinate for align_corners false.
-std::vector<Taps> AxisTaps(double start, double extent, int64_t size, int64_t n, bool flip,
-                           Interpolation interpolation) {
-  std::vector<Taps> taps(size);
+void AxisTaps(double start, double extent, int64_t size, int64_t n, bool flip,
+              Interpolation interpolation, std::vector<Taps>& taps) {
+  taps.resize(size);
   const auto clamp = [n](int64_t i) {
     return static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(i, 0), n - 1));
   };
@@ -53,131 +53,129 @@ std::vector<Taps> AxisTaps(double start, double extent, int64_t size, int64_t n,
       t.index = {clamp(i0), clamp(i0 + 1), clamp(i0), clamp(i0)};
     }
   }
-  return taps;
 }
 
-}  // namespace
+// Per-thread scratch buffers, reused across the tasks of one thread.
+struct Scratch {
+  std::vector<float> tmp, pad, weights;
+  std::vector<Taps> xt, yt;
+};
 
-torch::Tensor ResizedCropsCpu(const torch::Tensor& canvas, const std::vector<CropBox>& boxes,
-                              const std::vector<bool>& flip, int64_t size,
-                              Interpolation interpolation) {
-  const int64_t batch = canvas.size(0), channels = canvas.size(1);
-  const int64_t hc = canvas.size(2), wc = canvas.size(3);
-  auto src = canvas.contiguous();
-  auto out = torch::empty({batch, channels, size, size}, torch::kFloat32);
-  const uint8_t* in = src.data_ptr<uint8_t>();
-  float* dst = out.data_ptr<float>();
+// Box `box` of one image (uint8 planes [C, h, w] at `in`) resampled to size×size floats in [0, 1]
+// at `out` ([C, size, size]), mirrored horizontally when flip.
+void ResampleImage(const uint8_t* in, int64_t channels, int64_t h, int64_t w, const CropBox& box,
+                   bool flip, int64_t size, Interpolation interpolation, float* out, Scratch& s) {
   const int ntaps = interpolation == Interpolation::kBicubic ? 4 : 2;
-  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> tmp;
-    for (int64_t b = begin; b < end; ++b) {
-      const CropBox& box = boxes[b];
-      const auto xt = AxisTaps(box.left, box.width, size, wc, flip[b], interpolation);
-      const auto yt = AxisTaps(box.top, box.height, size, hc, false, interpolation);
-      int32_t rmin = static_cast<int32_t>(hc), rmax = -1;
-      for (const Taps& t : yt) {
-        for (int k = 0; k < ntaps; ++k) {
-          rmin = std::min(rmin, t.index[k]);
-          rmax = std::max(rmax, t.index[k]);
-        }
+  AxisTaps(box.left, box.width, size, w, flip, interpolation, s.xt);
+  AxisTaps(box.top, box.height, size, h, false, interpolation, s.yt);
+  int32_t rmin = static_cast<int32_t>(h), rmax = -1;
+  for (const Taps& t : s.yt) {
+    for (int k = 0; k < ntaps; ++k) {
+      rmin = std::min(rmin, t.index[k]);
+      rmax = std::max(rmax, t.index[k]);
+    }
+  }
+  const int64_t rows = rmax - rmin + 1;
+  s.tmp.resize(rows * size);
+  float* tmp = s.tmp.data();
+  for (int64_t c = 0; c < channels; ++c) {
+    const uint8_t* plane = in + c * h * w;
+    // Horizontal pass over the rows the vertical taps need.
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = plane + (rmin + r) * w;
+      float* trow = tmp + r * size;
+      for (int64_t j = 0; j < size; ++j) {
+        const Taps& t = s.xt[j];
+        float acc = 0;
+        for (int k = 0; k < ntaps; ++k) acc += t.weight[k] * static_cast<float>(row[t.index[k]]);
+        trow[j] = acc;
       }
-      const int64_t rows = rmax - rmin + 1;
-      tmp.assign(rows * size, 0.0f);
-      for (int64_t c = 0; c < channels; ++c) {
-        const uint8_t* plane = in + (b * channels + c) * hc * wc;
-        // Horizontal pass over the rows the vertical taps need.
-        for (int64_t r = 0; r < rows; ++r) {
-          const uint8_t* row = plane + (rmin + r) * wc;
-          float* trow = tmp.data() + r * size;
-          for (int64_t j = 0; j < size; ++j) {
-            const Taps& t = xt[j];
-            float s = 0;
-            for (int k = 0; k < ntaps; ++k) s += t.weight[k] * static_cast<float>(row[t.index[k]]);
-            trow[j] = s;
-          }
-        }
-        // Vertical pass, vectorisable along the row.
-        float* oplane = dst + (b * channels + c) * size * size;
-        for (int64_t i = 0; i < size; ++i) {
-          const Taps& t = yt[i];
-          float* orow = oplane + i * size;
-          const float* r0 = tmp.data() + (t.index[0] - rmin) * size;
-          const float* r1 = tmp.data() + (t.index[1] - rmin) * size;
-          const float w0 = t.weight[0] / 255.0f, w1 = t.weight[1] / 255.0f;
-          if (ntaps == 2) {
-            for (int64_t j = 0; j < size; ++j) orow[j] = w0 * r0[j] + w1 * r1[j];
-          } else {
-            const float* r2 = tmp.data() + (t.index[2] - rmin) * size;
-            const float* r3 = tmp.data() + (t.index[3] - rmin) * size;
-            const float w2 = t.weight[2] / 255.0f, w3 = t.weight[3] / 255.0f;
-            for (int64_t j = 0; j < size; ++j) {
-              const float v = w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
-              orow[j] = std::min(1.0f, std::max(0.0f, v));
-            }
-          }
+    }
+    // Vertical pass, vectorisable along the row.
+    float* oplane = out + c * size * size;
+    for (int64_t i = 0; i < size; ++i) {
+      const Taps& t = s.yt[i];
+      float* __restrict orow = oplane + i * size;
+      const float* __restrict r0 = tmp + (t.index[0] - rmin) * size;
+      const float* __restrict r1 = tmp + (t.index[1] - rmin) * size;
+      const float w0 = t.weight[0] / 255.0f, w1 = t.weight[1] / 255.0f;
+      if (ntaps == 2) {
+        for (int64_t j = 0; j < size; ++j) orow[j] = w0 * r0[j] + w1 * r1[j];
+      } else {
+        const float* __restrict r2 = tmp + (t.index[2] - rmin) * size;
+        const float* __restrict r3 = tmp + (t.index[3] - rmin) * size;
+        const float w2 = t.weight[2] / 255.0f, w3 = t.weight[3] / 255.0f;
+        for (int64_t j = 0; j < size; ++j) {
+          const float v = w0 * r0[j] + w1 * r1[j] + w2 * r2[j] + w3 * r3[j];
+          orow[j] = std::min(1.0f, std::max(0.0f, v));
         }
       }
     }
-  });
-  return out;
+  }
 }
 
-void GaussianBlurCpu(torch::Tensor& x, const std::vector<double>& sigma, int64_t radius) {
-  const int64_t batch = x.size(0), channels = x.size(1), h = x.size(2), w = x.size(3);
+inline int64_t Reflect(int64_t i, int64_t n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
+
+// Normalised Gaussian weights[0 .. 2 radius] of σ, as the tensor path computes them.
+void GaussianWeights(double sigma, int64_t radius, std::vector<float>& weights) {
   const int64_t k = 2 * radius + 1;
-  float* data = x.data_ptr<float>();
-  const auto reflect = [](int64_t i, int64_t n) {
-    return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i;
-  };
-  at::parallel_for(0, batch * channels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> tmp(h * w), weights(k);
-    std::vector<const float*> rows(k);
-    for (int64_t bc = begin; bc < end; ++bc) {
-      const double s = sigma[bc / channels];
-      if (s <= 0) continue;
-      double total = 0;
-      for (int64_t t = 0; t < k; ++t) {
-        const double d = static_cast<double>(t - radius);
-        total += std::exp(-d * d / (2 * s * s));
-      }
-      for (int64_t t = 0; t < k; ++t) {
-        const double d = static_cast<double>(t - radius);
-        weights[t] = static_cast<float>(std::exp(-d * d / (2 * s * s)) / total);
-      }
-      float* plane = data + bc * h * w;
-      // Vertical pass into tmp (rows combined whole: vectorisable), then horizontal in place.
-      for (int64_t i = 0; i < h; ++i) {
-        float* trow = tmp.data() + i * w;
-        std::fill(trow, trow + w, 0.0f);
-        for (int64_t t = 0; t < k; ++t) {
-          const float* srow = plane + reflect(i + t - radius, h) * w;
-          const float wt = weights[t];
-          for (int64_t j = 0; j < w; ++j) trow[j] += wt * srow[j];
-        }
-      }
-      for (int64_t i = 0; i < h; ++i) {
-        const float* trow = tmp.data() + i * w;
-        float* orow = plane + i * w;
-        for (int64_t j = 0; j < w; ++j) {
-          float acc = 0;
-          if (j >= radius && j + radius < w) {
-            const float* p = trow + j - radius;
-            for (int64_t t = 0; t < k; ++t) acc += weights[t] * p[t];
-          } else {
-            for (int64_t t = 0; t < k; ++t) acc += weights[t] * trow[reflect(j + t - radius, w)];
-          }
-          orow[j] = acc;
-        }
-      }
-    }
-  });
+  weights.resize(k);
+  double total = 0;
+  for (int64_t t = 0; t < k; ++t) {
+    const double d = static_cast<double>(t - radius);
+    total += std::exp(-d * d / (2 * sigma * sigma));
+  }
+  for (int64_t t = 0; t < k; ++t) {
+    const double d = static_cast<double>(t - radius);
+    weights[t] = static_cast<float>(std::exp(-d * d / (2 * sigma * sigma)) / total);
+  }
 }
 
-namespace {
+// Separable blur of one h×w plane in place with reflect padding (radius < min(h, w)).
+void BlurPlane(float* plane, int64_t h, int64_t w, const float* weights, int64_t radius,
+               Scratch& s) {
+  const int64_t k = 2 * radius + 1;
+  s.tmp.resize(h * w);
+  s.pad.resize(w + 2 * radius);
+  float* pad = s.pad.data();
+  // Vertical pass into tmp (rows combined whole: vectorisable).
+  for (int64_t i = 0; i < h; ++i) {
+    float* __restrict trow = s.tmp.data() + i * w;
+    std::fill(trow, trow + w, 0.0f);
+    for (int64_t t = 0; t < k; ++t) {
+      const float* __restrict srow = plane + Reflect(i + t - radius, h) * w;
+      const float wt = weights[t];
+      for (int64_t j = 0; j < w; ++j) trow[j] += wt * srow[j];
+    }
+  }
+  // Horizontal pass from a reflect-padded copy of each row, back into the plane.
+  for (int64_t i = 0; i < h; ++i) {
+    const float* trow = s.tmp.data() + i * w;
+    for (int64_t q = 0; q < w + 2 * radius; ++q) pad[q] = trow[Reflect(q - radius, w)];
+    float* __restrict orow = plane + i * w;
+    std::fill(orow, orow + w, 0.0f);
+    for (int64_t t = 0; t < k; ++t) {
+      const float* __restrict p = pad + t;
+      const float wt = weights[t];
+      for (int64_t j = 0; j < w; ++j) orow[j] += wt * p[j];
+    }
+  }
+}
+
+// Blurs the planes of one [C, h, w] image with σ (> 0), the radius of that σ.
+void BlurImage(float* img, int64_t channels, int64_t h, int64_t w, double sigma, Scratch& s) {
+  const int64_t radius = BlurRadius(sigma, h, w);
+  if (radius <= 0) return;
+  GaussianWeights(sigma, radius, s.weights);
+  for (int64_t c = 0; c < channels; ++c) {
+    BlurPlane(img + c * h * w, h, w, s.weights.data(), radius, s);
+  }
+}
 
 inline float Clamp01(float v) { return std::min(1.0f, std::max(0.0f, v)); }
 
 // torchvision's adjust_hue, one pass over the pixels of one RGB image (planes of `plane` floats).
+// fmod(x, 1) and fmod(y, 6) are written as the exact subtractions they are on their ranges.
 void HueInPlace(float* r, float* g, float* b, int64_t plane, float shift) {
   for (int64_t p = 0; p < plane; ++p) {
     const float maxc = std::max(r[p], std::max(g[p], b[p]));
@@ -197,10 +195,12 @@ void HueInPlace(float* r, float* g, float* b, int64_t plane, float shift) {
     } else {
       h = 4.0f + gc - rc;
     }
-    h = std::fmod(h / 6.0f + 1.0f + shift, 1.0f);
+    h = h / 6.0f + 1.0f + shift;  // in (0, 7/3]: fmod(h, 1) = h − floor(h), exactly
+    h -= std::floor(h);
     const float vs = maxc * sat;
     const auto channel = [&](float n) {
-      const float k = std::fmod(n + h * 6.0f, 6.0f);
+      float k = n + h * 6.0f;  // in [1, 11]: fmod(k, 6) = k − 6 when k >= 6, exactly
+      if (k >= 6.0f) k -= 6.0f;
       return Clamp01(maxc - vs * Clamp01(std::min(k, 4.0f - k)));
     };
     r[p] = channel(5.0f);
@@ -209,44 +209,149 @@ void HueInPlace(float* r, float* g, float* b, int64_t plane, float shift) {
   }
 }
 
+// One sample's jitter ops in its order, in place on [C, plane] (C = 1: brightness and contrast).
+void JitterImage(float* img, int64_t channels, int64_t plane, const std::array<int, 4>& order,
+                 const std::array<double, 4>& factors) {
+  const bool rgb = channels == 3;
+  float* r = img;
+  float* g = rgb ? img + plane : img;
+  float* b = rgb ? img + 2 * plane : img;
+  const auto luma = [&](int64_t p) {
+    return rgb ? 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p] : r[p];
+  };
+  for (int slot = 0; slot < 4; ++slot) {
+    const int op = order[slot];
+    if (!rgb && op >= 2) continue;  // saturation and hue do nothing to grey images
+    const float f = static_cast<float>(factors[op]);
+    if (op == 0) {
+      for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(img[p] * f);
+    } else if (op == 1) {
+      double sum = 0;
+      for (int64_t p = 0; p < plane; ++p) sum += luma(p);
+      const float mean = static_cast<float>(sum / static_cast<double>(plane));
+      const float offset = (1 - f) * mean;
+      for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(f * img[p] + offset);
+    } else if (op == 2) {
+      for (int64_t p = 0; p < plane; ++p) {
+        const float l = (1 - f) * luma(p);
+        r[p] = Clamp01(f * r[p] + l);
+        g[p] = Clamp01(f * g[p] + l);
+        b[p] = Clamp01(f * b[p] + l);
+      }
+    } else {
+      HueInPlace(r, g, b, plane, f);
+    }
+  }
+}
+
+// Every channel of an RGB image becomes its luma.
+void GrayImage(float* img, int64_t plane) {
+  float* __restrict r = img;
+  float* __restrict g = img + plane;
+  float* __restrict b = img + 2 * plane;
+  for (int64_t p = 0; p < plane; ++p) {
+    const float l = 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p];
+    r[p] = g[p] = b[p] = l;
+  }
+}
+
+// Solarize (when `solarize`) and normalise one [C, plane] image in place.
+void FinishImage(float* img, int64_t channels, int64_t plane, bool solarize, const float* mean,
+                 const float* inv_std) {
+  for (int64_t c = 0; c < channels; ++c) {
+    float* __restrict x = img + c * plane;
+    const float m = mean[c], is = inv_std[c];
+    if (solarize) {
+      for (int64_t p = 0; p < plane; ++p) x[p] = ((x[p] >= 0.5f ? 1.0f - x[p] : x[p]) - m) * is;
+    } else {
+      for (int64_t p = 0; p < plane; ++p) x[p] = (x[p] - m) * is;
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images,
+                                        const std::vector<ViewParams>& views,
+                                        const AugmentOptions& options,
+                                        const NormalizationStats& stats) {
+  const int64_t batch = static_cast<int64_t>(images.size());
+  const int64_t num_views = static_cast<int64_t>(views.size());
+  const int64_t channels = images[0].size(0);
+  std::vector<torch::Tensor> src;
+  src.reserve(batch);
+  for (const auto& im : images) src.push_back(im.contiguous());
+  std::vector<torch::Tensor> out;
+  for (int64_t v = 0; v < num_views; ++v) {
+    const int64_t size = options.view(v).size;
+    out.push_back(torch::empty({batch, channels, size, size}, torch::kFloat32));
+  }
+  // As the tensor path: float mean, and the reciprocal of the std taken in double.
+  std::array<float, 3> mean{}, inv_std{};
+  for (int64_t c = 0; c < channels; ++c) {
+    mean[c] = static_cast<float>(stats.mean[c]);
+    inv_std[c] = static_cast<float>(1.0 / stats.std[c]);
+  }
+  // Task t is view t % V of sample t / V, so that every thread's share mixes large global and
+  // small local views.
+  at::parallel_for(0, batch * num_views, 1, [&](int64_t begin, int64_t end) {
+    Scratch s;
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t v = t % num_views, b = t / num_views;
+      const ViewParams& p = views[v];
+      const int64_t size = options.view(v).size, plane = size * size;
+      float* img = out[v].data_ptr<float>() + b * channels * plane;
+      ResampleImage(src[b].data_ptr<uint8_t>(), channels, src[b].size(1), src[b].size(2),
+                    p.boxes[b], p.flip[b], size, options.interpolation, img, s);
+      if (p.jitter.apply[b]) {
+        JitterImage(img, channels, plane, p.jitter.order[b], p.jitter.factors[b]);
+      }
+      if (channels == 3 && p.gray[b]) GrayImage(img, plane);
+      if (p.sigma[b] > 0) BlurImage(img, channels, size, size, p.sigma[b], s);
+      FinishImage(img, channels, plane, p.solarize[b], mean.data(), inv_std.data());
+    }
+  });
+  return out;
+}
+
+torch::Tensor ResizedCropsCpu(const torch::Tensor& canvas, const std::vector<CropBox>& boxes,
+                              const std::vector<bool>& flip, int64_t size,
+                              Interpolation interpolation) {
+  const int64_t batch = canvas.size(0), channels = canvas.size(1);
+  const int64_t hc = canvas.size(2), wc = canvas.size(3);
+  auto src = canvas.contiguous();
+  auto out = torch::empty({batch, channels, size, size}, torch::kFloat32);
+  const uint8_t* in = src.data_ptr<uint8_t>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    Scratch s;
+    for (int64_t b = begin; b < end; ++b) {
+      ResampleImage(in + b * channels * hc * wc, channels, hc, wc, boxes[b], flip[b], size,
+                    interpolation, dst + b * channels * size * size, s);
+    }
+  });
+  return out;
+}
+
+void GaussianBlurCpu(torch::Tensor& x, const std::vector<double>& sigma) {
+  const int64_t batch = x.size(0), channels = x.size(1), h = x.size(2), w = x.size(3);
+  float* data = x.data_ptr<float>();
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    Scratch s;
+    for (int64_t b = begin; b < end; ++b) {
+      if (sigma[b] > 0) BlurImage(data + b * channels * h * w, channels, h, w, sigma[b], s);
+    }
+  });
+}
 
 void ColorJitterCpu(torch::Tensor& x, const JitterParams& params) {
   const int64_t batch = x.size(0), channels = x.size(1), plane = x.size(2) * x.size(3);
-  const bool rgb = channels == 3;
   float* data = x.data_ptr<float>();
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
-      if (!params.apply[s]) continue;
-      float* img = data + s * channels * plane;
-      float* r = img;
-      float* g = rgb ? img + plane : img;
-      float* b = rgb ? img + 2 * plane : img;
-      const auto luma = [&](int64_t p) {
-        return rgb ? 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p] : r[p];
-      };
-      for (int slot = 0; slot < 4; ++slot) {
-        const int op = params.order[s][slot];
-        if (!rgb && op >= 2) continue;  // saturation and hue do nothing to grey images
-        const float f = static_cast<float>(params.factors[s][op]);
-        if (op == 0) {
-          for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(img[p] * f);
-        } else if (op == 1) {
-          double sum = 0;
-          for (int64_t p = 0; p < plane; ++p) sum += luma(p);
-          const float mean = static_cast<float>(sum / static_cast<double>(plane));
-          const float offset = (1 - f) * mean;
-          for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(f * img[p] + offset);
-        } else if (op == 2) {
-          for (int64_t p = 0; p < plane; ++p) {
-            const float l = (1 - f) * luma(p);
-            r[p] = Clamp01(f * r[p] + l);
-            g[p] = Clamp01(f * g[p] + l);
-            b[p] = Clamp01(f * b[p] + l);
-          }
-        } else {
-          HueInPlace(r, g, b, plane, f);
-        }
+      if (params.apply[s]) {
+        JitterImage(data + s * channels * plane, channels, plane, params.order[s],
+                    params.factors[s]);
       }
     }
   });

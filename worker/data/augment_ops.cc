@@ -200,48 +200,52 @@ torch::Tensor RandomGrayscale(const torch::Tensor& x, const std::vector<bool>& m
   return out;
 }
 
+int64_t BlurRadius(double sigma, int64_t height, int64_t width) {
+  return std::min<int64_t>(static_cast<int64_t>(std::ceil(3 * sigma)), std::min(height, width) - 1);
+}
+
 torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma, OpsPath path) {
+  const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
   std::vector<bool> mask(sigma.size());
   std::vector<double> active;
-  double max_sigma = 0;
+  std::vector<int64_t> radii;
+  int64_t max_radius = 0;
   for (size_t b = 0; b < sigma.size(); ++b) {
     mask[b] = sigma[b] > 0;
     if (mask[b]) {
       active.push_back(sigma[b]);
-      max_sigma = std::max(max_sigma, sigma[b]);
+      radii.push_back(std::max<int64_t>(0, BlurRadius(sigma[b], h, w)));
+      max_radius = std::max(max_radius, radii.back());
     }
   }
-  auto idx = MaskIndices(mask, x.device());
-  if (!idx.defined()) return x;
-  const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
-  const int64_t radius =
-      std::min<int64_t>(static_cast<int64_t>(std::ceil(3 * max_sigma)), std::min(h, w) - 1);
-  if (radius <= 0) return x;
+  if (max_radius <= 0) return x;
   if (Fused(x, path)) {
     auto out = x.contiguous().clone();
-    GaussianBlurCpu(out, sigma, radius);
+    GaussianBlurCpu(out, sigma);
     return out;
   }
-  const int64_t n = static_cast<int64_t>(active.size()), k = 2 * radius + 1;
-  // One normalised 1-D kernel per sample, repeated for its channels: [n*C, 1, k].
-  std::vector<float> weights(n * k);
+  auto idx = MaskIndices(mask, x.device());
+  const int64_t n = static_cast<int64_t>(active.size()), k = 2 * max_radius + 1;
+  // One normalised 1-D kernel per sample, zero beyond its own radius, repeated for its channels:
+  // [n*C, 1, k].
+  std::vector<float> weights(n * k, 0.0f);
   for (int64_t s = 0; s < n; ++s) {
+    const auto gauss = [&](int64_t t) {
+      const double d = static_cast<double>(t - max_radius);
+      return std::exp(-d * d / (2 * active[s] * active[s]));
+    };
+    const int64_t lo = max_radius - radii[s], hi = max_radius + radii[s];
     double total = 0;
-    for (int64_t t = 0; t < k; ++t) {
-      const double d = static_cast<double>(t - radius);
-      total += std::exp(-d * d / (2 * active[s] * active[s]));
-    }
-    for (int64_t t = 0; t < k; ++t) {
-      const double d = static_cast<double>(t - radius);
-      weights[s * k + t] =
-          static_cast<float>(std::exp(-d * d / (2 * active[s] * active[s])) / total);
-    }
+    for (int64_t t = lo; t <= hi; ++t) total += gauss(t);
+    for (int64_t t = lo; t <= hi; ++t) weights[s * k + t] = static_cast<float>(gauss(t) / total);
   }
   auto kernel = torch::from_blob(weights.data(), {n, 1, k}, torch::kFloat32)
                     .to(x.device(), x.scalar_type())
                     .repeat_interleave(c, 0);
   auto sub = x.index_select(0, idx).reshape({1, n * c, h, w});
-  sub = F::pad(sub, F::PadFuncOptions({radius, radius, radius, radius}).mode(torch::kReflect));
+  sub = F::pad(
+      sub,
+      F::PadFuncOptions({max_radius, max_radius, max_radius, max_radius}).mode(torch::kReflect));
   sub = F::conv2d(sub, kernel.view({n * c, 1, k, 1}), F::Conv2dFuncOptions().groups(n * c));
   sub = F::conv2d(sub, kernel.view({n * c, 1, 1, k}), F::Conv2dFuncOptions().groups(n * c));
   auto out = x.clone();
@@ -256,6 +260,70 @@ torch::Tensor Solarize(const torch::Tensor& x, const std::vector<bool>& mask) {
   auto sub = out.index_select(0, idx);
   out.index_copy_(0, idx, torch::where(sub >= 0.5, 1.0 - sub, sub));
   return out;
+}
+
+std::vector<ViewParams> SampleViews(const AugmentOptions& o,
+                                    const std::vector<torch::Tensor>& images, uint64_t seed) {
+  const int64_t batch = static_cast<int64_t>(images.size());
+  std::mt19937_64 rng(seed);
+  std::vector<ViewParams> views(o.num_views());
+  for (int64_t v = 0; v < o.num_views(); ++v) {
+    const ViewOptions& vo = o.view(v);
+    ViewParams& p = views[v];
+    for (int64_t b = 0; b < batch; ++b) {
+      p.boxes.push_back(SampleResizedCrop(images[b].size(1), images[b].size(2), vo.scale_min,
+                                          vo.scale_max, o.ratio_min, o.ratio_max, rng));
+      p.flip.push_back(Uniform01(rng) < vo.flip_p);
+      p.jitter.apply.push_back(Uniform01(rng) < vo.jitter_p);
+      std::array<int, 4> order = {0, 1, 2, 3};
+      for (int i = 3; i > 0; --i) {
+        std::swap(order[i], order[static_cast<int>(Uniform01(rng) * (i + 1))]);
+      }
+      p.jitter.order.push_back(order);
+      p.jitter.factors.push_back({1 - o.brightness + 2 * o.brightness * Uniform01(rng),
+                                  1 - o.contrast + 2 * o.contrast * Uniform01(rng),
+                                  1 - o.saturation + 2 * o.saturation * Uniform01(rng),
+                                  -o.hue + 2 * o.hue * Uniform01(rng)});
+      p.gray.push_back(Uniform01(rng) < vo.grayscale_p);
+      const bool blur = Uniform01(rng) < vo.blur_p;
+      const double sigma =
+          o.blur_sigma_min + (o.blur_sigma_max - o.blur_sigma_min) * Uniform01(rng);
+      p.sigma.push_back(blur ? sigma : 0.0);
+      p.solarize.push_back(Uniform01(rng) < vo.solarize_p);
+    }
+  }
+  return views;
+}
+
+std::vector<torch::Tensor> AugmentViews(const std::vector<torch::Tensor>& images,
+                                        const std::vector<ViewParams>& params,
+                                        const AugmentOptions& o, const NormalizationStats& stats,
+                                        torch::Device device, OpsPath path) {
+  torch::NoGradGuard no_grad;
+  if (path == OpsPath::kAuto && device.is_cpu()) return MultiCropCpu(images, params, o, stats);
+  const int64_t channels = images[0].size(0);
+  torch::Tensor canvas = PackCanvas(images);
+  if (device.is_cuda()) canvas = canvas.pin_memory().to(device, /*non_blocking=*/true);
+  auto mean = torch::tensor(stats.mean, torch::kFloat64)
+                  .to(device, torch::kFloat32)
+                  .view({1, channels, 1, 1});
+  auto inv_std = torch::tensor(stats.std, torch::kFloat64)
+                     .reciprocal()
+                     .to(device, torch::kFloat32)
+                     .view({1, channels, 1, 1});
+  std::vector<torch::Tensor> crops;
+  crops.reserve(params.size());
+  for (size_t v = 0; v < params.size(); ++v) {
+    const ViewParams& p = params[v];
+    auto x = ResizedCrops(canvas, p.boxes, p.flip, o.view(static_cast<int64_t>(v)).size,
+                          o.interpolation, path);
+    x = ColorJitter(x, p.jitter, path);
+    x = RandomGrayscale(x, p.gray);
+    x = GaussianBlur(x, p.sigma, path);
+    x = Solarize(x, p.solarize);
+    crops.push_back(x.sub_(mean).mul_(inv_std).contiguous());
+  }
+  return crops;
 }
 
 }  // namespace dino::data

@@ -68,13 +68,41 @@ torch::Tensor ColorJitter(const torch::Tensor& x, const JitterParams& params,
 // Samples with mask[b] become their luma repeated over the channels (no-op for 1 channel).
 torch::Tensor RandomGrayscale(const torch::Tensor& x, const std::vector<bool>& mask);
 
-// Separable Gaussian blur with per-sample σ (σ <= 0: left as is), in one grouped convolution per
-// direction over the blurred samples, with reflect padding. The radius is ceil(3 · max σ),
-// at most min(H, W) − 1.
+// The Gaussian kernel radius of σ > 0 on an H×W image: ceil(3σ), at most min(H, W) − 1 (the
+// reflect padding's limit).
+int64_t BlurRadius(double sigma, int64_t height, int64_t width);
+
+// Separable Gaussian blur with per-sample σ (σ <= 0: left as is), with reflect padding; each
+// sample's kernel has its own radius BlurRadius(σ). On tensors: one grouped convolution per
+// direction over the blurred samples, the kernels zero-padded to the largest radius.
 torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& sigma,
                            OpsPath path = OpsPath::kAuto);
 
 // Samples with mask[b] get x ≥ 0.5 → 1 − x.
 torch::Tensor Solarize(const torch::Tensor& x, const std::vector<bool>& mask);
+
+// Random parameters of one view for the whole batch.
+struct ViewParams {
+  std::vector<CropBox> boxes;
+  std::vector<bool> flip;
+  JitterParams jitter;
+  std::vector<bool> gray;
+  std::vector<double> sigma;  // 0: no blur
+  std::vector<bool> solarize;
+};
+
+// Every random parameter of every view (options.num_views()) for `images`, drawn in a fixed order
+// from a std::mt19937_64 seeded by `seed`.
+std::vector<ViewParams> SampleViews(const AugmentOptions& options,
+                                    const std::vector<torch::Tensor>& images, uint64_t seed);
+
+// The views of `images` (uint8 [C, H_b, W_b] on the CPU) under `params`, normalised with `stats`:
+// with kAuto on a CPU device, MultiCropCpu (augment_cpu.h); otherwise the tensor ops above on
+// `device` (the images packed into one canvas, copied pinned and non-blocking to CUDA).
+std::vector<torch::Tensor> AugmentViews(const std::vector<torch::Tensor>& images,
+                                        const std::vector<ViewParams>& params,
+                                        const AugmentOptions& options,
+                                        const NormalizationStats& stats, torch::Device device,
+                                        OpsPath path = OpsPath::kAuto);
 
 }  // namespace dino::data

@@ -154,6 +154,13 @@ TEST(AugmentTest, FusedCpuKernelsMatchTheTensorOpPath) {
   auto blur_fused = GaussianBlur(x, {0.7, 0.0, 2.0}, OpsPath::kAuto);
   auto blur_tensor = GaussianBlur(x, {0.7, 0.0, 2.0}, OpsPath::kTensorOps);
   EXPECT_LT((blur_fused - blur_tensor).abs().max().item<double>(), 1e-5);
+  // Each sample's kernel has its own radius (2 for σ 0.5), whatever the other σ of the batch.
+  for (OpsPath path : {OpsPath::kAuto, OpsPath::kTensorOps}) {
+    auto batch = GaussianBlur(x, {0.5, 2.0, 0.0}, path);
+    auto alone = GaussianBlur(x.narrow(0, 0, 1), {0.5}, path);
+    EXPECT_LT((batch[0] - alone[0]).abs().max().item<double>(), 1e-6);
+    EXPECT_TRUE(torch::equal(batch[2], x[2]));
+  }
   JitterParams p;
   p.apply = {true, true, true};
   p.order = {{{3, 0, 1, 2}}, {{0, 3, 1, 2}}, {{0, 1, 2, 3}}};
@@ -161,6 +168,38 @@ TEST(AugmentTest, FusedCpuKernelsMatchTheTensorOpPath) {
   auto jitter_fused = ColorJitter(x, p, OpsPath::kAuto);
   auto jitter_tensor = ColorJitter(x, p, OpsPath::kTensorOps);
   EXPECT_LT((jitter_fused - jitter_tensor).abs().max().item<double>(), 1e-5);
+}
+
+// The whole CPU pipeline (one task per view and sample, MultiCropCpu) computes what the tensor
+// ops compute, for RGB and grey images of different sizes and every operation switched on often.
+TEST(AugmentTest, FusedCpuPipelineMatchesTheTensorOpPath) {
+  for (int64_t channels : {3, 1}) {
+    torch::manual_seed(13);
+    std::vector<torch::Tensor> images = {torch::randint(0, 256, {channels, 50, 70}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 64, 48}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 64, 70}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 40, 40}, torch::kUInt8)};
+    AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/3);
+    o.blur_sigma_max = 2.0;
+    for (ViewOptions* v : {&o.global1, &o.global2, &o.local}) {
+      v->grayscale_p = 0.4;
+      v->blur_p = 0.7;
+      v->solarize_p = 0.4;
+    }
+    NormalizationStats stats{std::vector<double>(channels, 0.4),
+                             std::vector<double>(channels, 0.3)};
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+      const auto views = SampleViews(o, images, seed);
+      auto fused = AugmentViews(images, views, o, stats, torch::kCPU, OpsPath::kAuto);
+      auto tensor = AugmentViews(images, views, o, stats, torch::kCPU, OpsPath::kTensorOps);
+      ASSERT_EQ(fused.size(), tensor.size());
+      for (size_t v = 0; v < fused.size(); ++v) {
+        ASSERT_EQ(fused[v].sizes(), tensor[v].sizes());
+        EXPECT_LT((fused[v] - tensor[v]).abs().max().item<double>(), 1e-3)
+            << "channels " << channels << " seed " << seed << " view " << v;
+      }
+    }
+  }
 }
 
 TEST(AugmentTest, RandomResizedCropSamplingFollowsTorchvision) {
