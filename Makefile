@@ -33,15 +33,19 @@ build: configure
 
 test: test-unit test-sanitize test-fuzz
 
+# Tests make their scratch directories under TEST_TMPDIR (gtest's TempDir() and the test helpers
+# read it): inside the build tree, emptied before each run, instead of piling up in /tmp.
 test-unit: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+	rm -rf $(BUILD)/test-tmp && mkdir -p $(BUILD)/test-tmp
+	cd $(BUILD) && TEST_TMPDIR=$(abspath $(BUILD))/test-tmp ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 # AddressSanitizer + UBSan for every target that does not load LibTorch (Debian's LibTorch is not
 # instrumented and aborts under ASan), i.e. the tests labelled "sanitizable".
 test-sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) $(call generator_for,$(ASAN_BUILD)) -DCMAKE_BUILD_TYPE=Debug -DDINO_SANITIZE=ON -DDINO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L sanitizable $(CTEST_FLAGS)
+	rm -rf $(ASAN_BUILD)/test-tmp && mkdir -p $(ASAN_BUILD)/test-tmp
+	cd $(ASAN_BUILD) && TEST_TMPDIR=$(abspath $(ASAN_BUILD))/test-tmp ctest --output-on-failure -j $(JOBS) -L sanitizable $(CTEST_FLAGS)
 
 # libFuzzer targets (tests/fuzz, clang + ASan/UBSan) in their own build dir, so the g++ build is
 # untouched; run two at a time for FUZZ_SECONDS each.
