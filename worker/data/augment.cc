@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/data/augment_ops.h"
+#include "worker/data/augment_pool.h"
 #include "worker/dino/torch_status.h"
 
 namespace dino::data {
@@ -82,7 +83,7 @@ absl::StatusOr<MultiCropAugmenter> MultiCropAugmenter::Create(const AugmentOptio
   for (double s : stats.std) {
     if (!(s > 0)) return absl::InvalidArgumentError("normalisation std must be > 0");
   }
-  return MultiCropAugmenter(options, stats, channels);
+  return MultiCropAugmenter(options, stats, channels, BufferPool::Create(kMaxIdlePoolBytes));
 }
 
 absl::StatusOr<std::vector<torch::Tensor>> MultiCropAugmenter::Apply(
@@ -98,8 +99,9 @@ absl::StatusOr<std::vector<torch::Tensor>> MultiCropAugmenter::Apply(
   }
   // All random parameters first, in a fixed order, so the result depends only on the seed.
   const std::vector<ViewParams> views = SampleViews(options_, images, seed);
-  return TorchCallOr("multi-crop augmentation",
-                     [&] { return AugmentViews(images, views, options_, stats_, device); });
+  return TorchCallOr("multi-crop augmentation", [&] {
+    return AugmentViews(images, views, options_, stats_, device, OpsPath::kAuto, pool_.get());
+  });
 }
 
 }  // namespace dino::data

@@ -17,14 +17,20 @@
 // All random parameters come from a std::mt19937_64 seeded by the caller's 64-bit seed, so one
 // seed always yields the same views (bit-identical on one machine and device type).
 //
-// Ownership: value type. Thread-safety: Apply is const and may run on many threads at once.
+// On the CPU the views are written into recycled buffers (augment_pool.h): a batch's memory is
+// reused once every tensor of an earlier batch of the same shapes is gone.
+//
+// Ownership: value type; copies share the buffer pool. Thread-safety: Apply is const and may run
+// on many threads at once.
 // Failure: Create returns INVALID_ARGUMENT for inconsistent options; Apply returns
 // INVALID_ARGUMENT for bad input shapes and wraps LibTorch errors through TorchCall.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +39,8 @@
 #include "worker/data/dataset.h"
 
 namespace dino::data {
+
+class BufferPool;
 
 enum class Interpolation { kBilinear, kBicubic };
 
@@ -99,12 +107,20 @@ class MultiCropAugmenter {
   int64_t channels() const { return channels_; }
 
  private:
-  MultiCropAugmenter(AugmentOptions options, NormalizationStats stats, int64_t channels)
-      : options_(std::move(options)), stats_(std::move(stats)), channels_(channels) {}
+  // Idle view buffers kept for reuse on the CPU path (a few batches' worth).
+  static constexpr size_t kMaxIdlePoolBytes = size_t{512} << 20;
+
+  MultiCropAugmenter(AugmentOptions options, NormalizationStats stats, int64_t channels,
+                     std::shared_ptr<BufferPool> pool)
+      : options_(std::move(options)),
+        stats_(std::move(stats)),
+        channels_(channels),
+        pool_(std::move(pool)) {}
 
   AugmentOptions options_;
   NormalizationStats stats_;
   int64_t channels_;
+  std::shared_ptr<BufferPool> pool_;  // shared by copies; thread-safe
 };
 
 }  // namespace dino::data

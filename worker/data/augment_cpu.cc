@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 
 #include "worker/data/augment_ops.h"
+#include "worker/data/augment_pool.h"
 
 namespace dino::data {
 namespace {
@@ -18,10 +20,12 @@ double Cubic2(double x) {                                                       
   return ((kCubicA * x - 5 * kCubicA) * x + 8 * kCubicA) * x - 4 * kCubicA;
 }
 
-// Taps and weights of one output coordinate along one axis.
+// Taps and weights of one output coordinate along one axis: index[k] is first + k clamped to the
+// axis (bilinear: only taps 0 and 1 count).
 struct Taps {
   std::array<int32_t, 4> index;
   std::array<float, 4> weight;
+  int32_t first;
 };
 
 // Source coordinate of output pixel j of `size` over [start, start + extent) of an axis of
@@ -44,6 +48,7 @@ void AxisTaps(double start, double extent, int64_t size, int64_t n, bool flip,
       t.weight = {static_cast<float>(Cubic2(f + 1)), static_cast<float>(Cubic1(f)),
                   static_cast<float>(Cubic1(1 - f)), static_cast<float>(Cubic2(2 - f))};
       t.index = {clamp(i0 - 1), clamp(i0), clamp(i0 + 1), clamp(i0 + 2)};
+      t.first = static_cast<int32_t>(i0 - 1);
     } else {
       const double xc = std::min(std::max<double>(x, 0.0), static_cast<double>(n - 1));
       const double x0 = std::floor(xc);
@@ -51,13 +56,14 @@ void AxisTaps(double start, double extent, int64_t size, int64_t n, bool flip,
       const int64_t i0 = static_cast<int64_t>(x0);
       t.weight = {static_cast<float>(1 - f), static_cast<float>(f), 0.0f, 0.0f};
       t.index = {clamp(i0), clamp(i0 + 1), clamp(i0), clamp(i0)};
+      t.first = static_cast<int32_t>(i0);
     }
   }
 }
 
 // Per-thread scratch buffers, reused across the tasks of one thread.
 struct Scratch {
-  std::vector<float> tmp, pad, weights;
+  std::vector<float> tmp, pad, weights, frow;
   std::vector<Taps> xt, yt;
 };
 
@@ -78,17 +84,38 @@ void ResampleImage(const uint8_t* in, int64_t channels, int64_t h, int64_t w, co
   const int64_t rows = rmax - rmin + 1;
   s.tmp.resize(rows * size);
   float* tmp = s.tmp.data();
+  // Columns [lo, hi] hold every horizontal tap before clamping; each row is read into frow as
+  // floats, replicated past the image edges, so tap k of output j is frow[first_j - lo + k].
+  int64_t lo = w, hi = -1;
+  for (const Taps& t : s.xt) {
+    lo = std::min<int64_t>(lo, t.first);
+    hi = std::max<int64_t>(hi, t.first + ntaps - 1);
+  }
+  const int64_t in_lo = std::max<int64_t>(lo, 0), in_hi = std::min<int64_t>(hi, w - 1);
+  s.frow.resize(hi - lo + 1);
+  float* frow = s.frow.data();
   for (int64_t c = 0; c < channels; ++c) {
     const uint8_t* plane = in + c * h * w;
     // Horizontal pass over the rows the vertical taps need.
     for (int64_t r = 0; r < rows; ++r) {
-      const uint8_t* row = plane + (rmin + r) * w;
-      float* trow = tmp + r * size;
-      for (int64_t j = 0; j < size; ++j) {
-        const Taps& t = s.xt[j];
-        float acc = 0;
-        for (int k = 0; k < ntaps; ++k) acc += t.weight[k] * static_cast<float>(row[t.index[k]]);
-        trow[j] = acc;
+      const uint8_t* __restrict row = plane + (rmin + r) * w;
+      for (int64_t x = lo; x < in_lo; ++x) frow[x - lo] = static_cast<float>(row[0]);
+      for (int64_t x = in_lo; x <= in_hi; ++x) frow[x - lo] = static_cast<float>(row[x]);
+      for (int64_t x = in_hi + 1; x <= hi; ++x) frow[x - lo] = static_cast<float>(row[w - 1]);
+      float* __restrict trow = tmp + r * size;
+      if (ntaps == 2) {
+        for (int64_t j = 0; j < size; ++j) {
+          const Taps& t = s.xt[j];
+          const float* f = frow + (t.first - lo);
+          trow[j] = t.weight[0] * f[0] + t.weight[1] * f[1];
+        }
+      } else {
+        for (int64_t j = 0; j < size; ++j) {
+          const Taps& t = s.xt[j];
+          const float* f = frow + (t.first - lo);
+          trow[j] =
+              t.weight[0] * f[0] + t.weight[1] * f[1] + t.weight[2] * f[2] + t.weight[3] * f[3];
+        }
       }
     }
     // Vertical pass, vectorisable along the row.
@@ -174,38 +201,64 @@ void BlurImage(float* img, int64_t channels, int64_t h, int64_t w, double sigma,
 
 inline float Clamp01(float v) { return std::min(1.0f, std::max(0.0f, v)); }
 
-// torchvision's adjust_hue, one pass over the pixels of one RGB image (planes of `plane` floats).
-// fmod(x, 1) and fmod(y, 6) are written as the exact subtractions they are on their ranges.
-void HueInPlace(float* r, float* g, float* b, int64_t plane, float shift) {
+// torchvision's adjust_hue, one pass over the pixels of one RGB image (planes of `plane` floats),
+// written without branches so that it vectorises. A grey pixel (max = min) gets saturation 0 and
+// stays max clamped; fmod(h, 1) and fmod(k, 6) are the exact subtractions they are on the ranges
+// of h ((0, 7/3]) and k ([1, 11]).
+void HueInPlace(float* __restrict r, float* __restrict g, float* __restrict b, int64_t plane,
+                float shift) {
   for (int64_t p = 0; p < plane; ++p) {
-    const float maxc = std::max(r[p], std::max(g[p], b[p]));
-    const float minc = std::min(r[p], std::min(g[p], b[p]));
+    const float rv = r[p], gv = g[p], bv = b[p];
+    const float maxc = std::max(rv, std::max(gv, bv));
+    const float minc = std::min(rv, std::min(gv, bv));
     const float cr = maxc - minc;
-    if (cr == 0) {  // grey: the hue does not matter
-      r[p] = g[p] = b[p] = Clamp01(maxc);
-      continue;
-    }
-    const float sat = cr / maxc;
-    const float rc = (maxc - r[p]) / cr, gc = (maxc - g[p]) / cr, bc = (maxc - b[p]) / cr;
-    float h;
-    if (maxc == r[p]) {
-      h = bc - gc;
-    } else if (maxc == g[p]) {
-      h = 2.0f + rc - bc;
-    } else {
-      h = 4.0f + gc - rc;
-    }
-    h = h / 6.0f + 1.0f + shift;  // in (0, 7/3]: fmod(h, 1) = h − floor(h), exactly
-    h -= std::floor(h);
+    const bool grey = cr == 0;
+    const float sat = cr / (grey ? 1.0f : maxc);
+    const float crd = grey ? 1.0f : cr;
+    const float rc = (maxc - rv) / crd, gc = (maxc - gv) / crd, bc = (maxc - bv) / crd;
+    float h = maxc == rv ? bc - gc : maxc == gv ? 2.0f + rc - bc : 4.0f + gc - rc;
+    h = h / 6.0f + 1.0f + shift;
+    h = h >= 2.0f ? h - 2.0f : h >= 1.0f ? h - 1.0f : h;
     const float vs = maxc * sat;
-    const auto channel = [&](float n) {
-      float k = n + h * 6.0f;  // in [1, 11]: fmod(k, 6) = k − 6 when k >= 6, exactly
-      if (k >= 6.0f) k -= 6.0f;
-      return Clamp01(maxc - vs * Clamp01(std::min(k, 4.0f - k)));
-    };
-    r[p] = channel(5.0f);
-    g[p] = channel(3.0f);
-    b[p] = channel(1.0f);
+    float kr = 5.0f + h * 6.0f, kg = 3.0f + h * 6.0f, kb = 1.0f + h * 6.0f;
+    kr = kr >= 6.0f ? kr - 6.0f : kr;
+    kg = kg >= 6.0f ? kg - 6.0f : kg;
+    kb = kb >= 6.0f ? kb - 6.0f : kb;
+    r[p] = Clamp01(maxc - vs * Clamp01(std::min(kr, 4.0f - kr)));
+    g[p] = Clamp01(maxc - vs * Clamp01(std::min(kg, 4.0f - kg)));
+    b[p] = Clamp01(maxc - vs * Clamp01(std::min(kb, 4.0f - kb)));
+  }
+}
+
+// Mean luma of one image (C = 1: the mean), in eight float lanes summed into a double.
+float MeanLuma(const float* __restrict r, const float* __restrict g, const float* __restrict b,
+               bool rgb, int64_t plane) {
+  constexpr int64_t kLanes = 8;
+  float lanes[kLanes] = {};
+  int64_t p = 0;
+  for (; p + kLanes <= plane; p += kLanes) {
+    for (int64_t k = 0; k < kLanes; ++k) {
+      lanes[k] += rgb ? 0.299f * r[p + k] + 0.587f * g[p + k] + 0.114f * b[p + k] : r[p + k];
+    }
+  }
+  double sum = 0;
+  for (; p < plane; ++p) sum += rgb ? 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p] : r[p];
+  for (float l : lanes) sum += l;
+  return static_cast<float>(sum / static_cast<double>(plane));
+}
+
+// x = clamp(f·x + offset, 0, 1) over n floats.
+void ScaleShift(float* __restrict x, int64_t n, float f, float offset) {
+  for (int64_t p = 0; p < n; ++p) x[p] = Clamp01(f * x[p] + offset);
+}
+
+void SaturationInPlace(float* __restrict r, float* __restrict g, float* __restrict b, int64_t plane,
+                       float f) {
+  for (int64_t p = 0; p < plane; ++p) {
+    const float l = (1 - f) * (0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p]);
+    r[p] = Clamp01(f * r[p] + l);
+    g[p] = Clamp01(f * g[p] + l);
+    b[p] = Clamp01(f * b[p] + l);
   }
 }
 
@@ -216,9 +269,6 @@ void JitterImage(float* img, int64_t channels, int64_t plane, const std::array<i
   float* r = img;
   float* g = rgb ? img + plane : img;
   float* b = rgb ? img + 2 * plane : img;
-  const auto luma = [&](int64_t p) {
-    return rgb ? 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p] : r[p];
-  };
   for (int slot = 0; slot < 4; ++slot) {
     const int op = order[slot];
     if (!rgb && op >= 2) continue;  // saturation and hue do nothing to grey images
@@ -226,18 +276,9 @@ void JitterImage(float* img, int64_t channels, int64_t plane, const std::array<i
     if (op == 0) {
       for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(img[p] * f);
     } else if (op == 1) {
-      double sum = 0;
-      for (int64_t p = 0; p < plane; ++p) sum += luma(p);
-      const float mean = static_cast<float>(sum / static_cast<double>(plane));
-      const float offset = (1 - f) * mean;
-      for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(f * img[p] + offset);
+      ScaleShift(img, channels * plane, f, (1 - f) * MeanLuma(r, g, b, rgb, plane));
     } else if (op == 2) {
-      for (int64_t p = 0; p < plane; ++p) {
-        const float l = (1 - f) * luma(p);
-        r[p] = Clamp01(f * r[p] + l);
-        g[p] = Clamp01(f * g[p] + l);
-        b[p] = Clamp01(f * b[p] + l);
-      }
+      SaturationInPlace(r, g, b, plane, f);
     } else {
       HueInPlace(r, g, b, plane, f);
     }
@@ -274,7 +315,7 @@ void FinishImage(float* img, int64_t channels, int64_t plane, bool solarize, con
 std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images,
                                         const std::vector<ViewParams>& views,
                                         const AugmentOptions& options,
-                                        const NormalizationStats& stats) {
+                                        const NormalizationStats& stats, BufferPool* pool) {
   const int64_t batch = static_cast<int64_t>(images.size());
   const int64_t num_views = static_cast<int64_t>(views.size());
   const int64_t channels = images[0].size(0);
@@ -284,7 +325,8 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
   std::vector<torch::Tensor> out;
   for (int64_t v = 0; v < num_views; ++v) {
     const int64_t size = options.view(v).size;
-    out.push_back(torch::empty({batch, channels, size, size}, torch::kFloat32));
+    out.push_back(pool != nullptr ? pool->Empty({batch, channels, size, size})
+                                  : torch::empty({batch, channels, size, size}, torch::kFloat32));
   }
   // As the tensor path: float mean, and the reciprocal of the std taken in double.
   std::array<float, 3> mean{}, inv_std{};
@@ -292,11 +334,13 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
     mean[c] = static_cast<float>(stats.mean[c]);
     inv_std[c] = static_cast<float>(1.0 / stats.std[c]);
   }
-  // Task t is view t % V of sample t / V, so that every thread's share mixes large global and
-  // small local views.
-  at::parallel_for(0, batch * num_views, 1, [&](int64_t begin, int64_t end) {
+  // Tasks are handed out one at a time from a shared counter, so a thread slowed by other load on
+  // its core does not hold the batch up; each task writes only its own output slot.
+  const int64_t tasks = batch * num_views;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
     Scratch s;
-    for (int64_t t = begin; t < end; ++t) {
+    for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
       const int64_t v = t % num_views, b = t / num_views;
       const ViewParams& p = views[v];
       const int64_t size = options.view(v).size, plane = size * size;

@@ -29,13 +29,15 @@ namespace dino::data {
 struct CropBox;
 struct JitterParams;
 struct ViewParams;
+class BufferPool;
 
 // images: uint8 [C, H_b, W_b]; views: the sampled parameters of every view (augment_ops.h).
-// Returns views.size() float tensors [B, C, size_v, size_v], normalised with `stats`.
+// Returns views.size() float tensors [B, C, size_v, size_v], normalised with `stats`, allocated
+// from `pool` (recycled buffers) or, when it is null, by torch::empty.
 std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images,
                                         const std::vector<ViewParams>& views,
                                         const AugmentOptions& options,
-                                        const NormalizationStats& stats);
+                                        const NormalizationStats& stats, BufferPool* pool);
 
 // canvas: uint8 [B, C, Hc, Wc]. Returns float [B, C, size, size] in [0, 1].
 torch::Tensor ResizedCropsCpu(const torch::Tensor& canvas, const std::vector<CropBox>& boxes,

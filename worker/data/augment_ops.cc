@@ -298,9 +298,11 @@ std::vector<ViewParams> SampleViews(const AugmentOptions& o,
 std::vector<torch::Tensor> AugmentViews(const std::vector<torch::Tensor>& images,
                                         const std::vector<ViewParams>& params,
                                         const AugmentOptions& o, const NormalizationStats& stats,
-                                        torch::Device device, OpsPath path) {
+                                        torch::Device device, OpsPath path, BufferPool* pool) {
   torch::NoGradGuard no_grad;
-  if (path == OpsPath::kAuto && device.is_cpu()) return MultiCropCpu(images, params, o, stats);
+  if (path == OpsPath::kAuto && device.is_cpu()) {
+    return MultiCropCpu(images, params, o, stats, pool);
+  }
   const int64_t channels = images[0].size(0);
   torch::Tensor canvas = PackCanvas(images);
   if (device.is_cuda()) canvas = canvas.pin_memory().to(device, /*non_blocking=*/true);

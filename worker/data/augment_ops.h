@@ -82,6 +82,8 @@ torch::Tensor GaussianBlur(const torch::Tensor& x, const std::vector<double>& si
 torch::Tensor Solarize(const torch::Tensor& x, const std::vector<bool>& mask);
 
 // Random parameters of one view for the whole batch.
+class BufferPool;
+
 struct ViewParams {
   std::vector<CropBox> boxes;
   std::vector<bool> flip;
@@ -97,12 +99,13 @@ std::vector<ViewParams> SampleViews(const AugmentOptions& options,
                                     const std::vector<torch::Tensor>& images, uint64_t seed);
 
 // The views of `images` (uint8 [C, H_b, W_b] on the CPU) under `params`, normalised with `stats`:
-// with kAuto on a CPU device, MultiCropCpu (augment_cpu.h); otherwise the tensor ops above on
-// `device` (the images packed into one canvas, copied pinned and non-blocking to CUDA).
+// with kAuto on a CPU device, MultiCropCpu (augment_cpu.h; its outputs from `pool` when not null);
+// otherwise the tensor ops above on `device` (the images packed into one canvas, copied pinned
+// and non-blocking to CUDA).
 std::vector<torch::Tensor> AugmentViews(const std::vector<torch::Tensor>& images,
                                         const std::vector<ViewParams>& params,
                                         const AugmentOptions& options,
                                         const NormalizationStats& stats, torch::Device device,
-                                        OpsPath path = OpsPath::kAuto);
+                                        OpsPath path = OpsPath::kAuto, BufferPool* pool = nullptr);
 
 }  // namespace dino::data

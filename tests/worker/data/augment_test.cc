@@ -6,8 +6,10 @@
 #include <torch/torch.h>
 
 #include <random>
+#include <set>
 
 #include "worker/data/augment_ops.h"
+#include "worker/data/augment_pool.h"
 
 namespace dino::data {
 namespace {
@@ -200,6 +202,51 @@ TEST(AugmentTest, FusedCpuPipelineMatchesTheTensorOpPath) {
       }
     }
   }
+}
+
+// CPU views come from recycled buffers: a later batch reuses the memory of dropped batches, never
+// of ones still held, and the pool (and the buffers) outlive whoever created them.
+TEST(AugmentTest, CpuViewsReuseOnlyTheBuffersOfDroppedBatches) {
+  auto aug = MultiCropAugmenter::Create(AugmentOptions::ForResolution(24, 2), Identity(3), 3);
+  ASSERT_TRUE(aug.ok());
+  auto images = RandomImages(4, 3, 30, 30, 2);
+  std::vector<torch::Tensor> expected;
+  std::set<void*> dropped;
+  {
+    auto a = aug->Apply(images, 1);
+    ASSERT_TRUE(a.ok());
+    for (const auto& x : *a) expected.push_back(x.clone());
+    auto held = aug->Apply(images, 2);
+    ASSERT_TRUE(held.ok());
+    for (size_t v = 0; v < a->size(); ++v) {
+      EXPECT_NE((*held)[v].data_ptr(), (*a)[v].data_ptr());
+      EXPECT_TRUE(torch::equal((*a)[v], expected[v]));
+    }
+    for (size_t v = 0; v < a->size(); ++v) {
+      dropped.insert((*a)[v].data_ptr());
+      dropped.insert((*held)[v].data_ptr());
+    }
+  }
+  auto b = aug->Apply(images, 1);
+  ASSERT_TRUE(b.ok());
+  for (size_t v = 0; v < b->size(); ++v) {
+    EXPECT_TRUE(torch::equal((*b)[v], expected[v]));
+    EXPECT_EQ(dropped.count((*b)[v].data_ptr()), 1u) << "view " << v << " got fresh memory";
+  }
+
+  auto pool = BufferPool::Create(/*max_idle_bytes=*/1024);
+  torch::Tensor t = pool->Empty({10});
+  void* first = t.data_ptr();
+  t = torch::Tensor();
+  EXPECT_EQ(pool->idle_bytes(), 64u);
+  t = pool->Empty({2, 5});
+  EXPECT_EQ(t.data_ptr(), first);
+  EXPECT_EQ(pool->idle_bytes(), 0u);
+  pool->Empty({1000});  // over the idle limit: freed when dropped, not kept
+  EXPECT_EQ(pool->idle_bytes(), 0u);
+  pool.reset();  // t keeps the pool alive
+  t.fill_(2.0f);
+  EXPECT_EQ(t.sum().item<float>(), 20.0f);
 }
 
 TEST(AugmentTest, RandomResizedCropSamplingFollowsTorchvision) {
