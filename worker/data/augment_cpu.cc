@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "worker/data/augment_color.h"
 #include "worker/data/augment_ops.h"
 #include "worker/data/augment_pool.h"
 
@@ -199,103 +200,6 @@ void BlurImage(float* img, int64_t channels, int64_t h, int64_t w, double sigma,
   }
 }
 
-inline float Clamp01(float v) { return std::min(1.0f, std::max(0.0f, v)); }
-
-// torchvision's adjust_hue, one pass over the pixels of one RGB image (planes of `plane` floats),
-// written without branches so that it vectorises. A grey pixel (max = min) gets saturation 0 and
-// stays max clamped; fmod(h, 1) and fmod(k, 6) are the exact subtractions they are on the ranges
-// of h ((0, 7/3]) and k ([1, 11]).
-void HueInPlace(float* __restrict r, float* __restrict g, float* __restrict b, int64_t plane,
-                float shift) {
-  for (int64_t p = 0; p < plane; ++p) {
-    const float rv = r[p], gv = g[p], bv = b[p];
-    const float maxc = std::max(rv, std::max(gv, bv));
-    const float minc = std::min(rv, std::min(gv, bv));
-    const float cr = maxc - minc;
-    const bool grey = cr == 0;
-    const float sat = cr / (grey ? 1.0f : maxc);
-    const float crd = grey ? 1.0f : cr;
-    const float rc = (maxc - rv) / crd, gc = (maxc - gv) / crd, bc = (maxc - bv) / crd;
-    float h = maxc == rv ? bc - gc : maxc == gv ? 2.0f + rc - bc : 4.0f + gc - rc;
-    h = h / 6.0f + 1.0f + shift;
-    h = h >= 2.0f ? h - 2.0f : h >= 1.0f ? h - 1.0f : h;
-    const float vs = maxc * sat;
-    float kr = 5.0f + h * 6.0f, kg = 3.0f + h * 6.0f, kb = 1.0f + h * 6.0f;
-    kr = kr >= 6.0f ? kr - 6.0f : kr;
-    kg = kg >= 6.0f ? kg - 6.0f : kg;
-    kb = kb >= 6.0f ? kb - 6.0f : kb;
-    r[p] = Clamp01(maxc - vs * Clamp01(std::min(kr, 4.0f - kr)));
-    g[p] = Clamp01(maxc - vs * Clamp01(std::min(kg, 4.0f - kg)));
-    b[p] = Clamp01(maxc - vs * Clamp01(std::min(kb, 4.0f - kb)));
-  }
-}
-
-// Mean luma of one image (C = 1: the mean), in eight float lanes summed into a double.
-float MeanLuma(const float* __restrict r, const float* __restrict g, const float* __restrict b,
-               bool rgb, int64_t plane) {
-  constexpr int64_t kLanes = 8;
-  float lanes[kLanes] = {};
-  int64_t p = 0;
-  for (; p + kLanes <= plane; p += kLanes) {
-    for (int64_t k = 0; k < kLanes; ++k) {
-      lanes[k] += rgb ? 0.299f * r[p + k] + 0.587f * g[p + k] + 0.114f * b[p + k] : r[p + k];
-    }
-  }
-  double sum = 0;
-  for (; p < plane; ++p) sum += rgb ? 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p] : r[p];
-  for (float l : lanes) sum += l;
-  return static_cast<float>(sum / static_cast<double>(plane));
-}
-
-// x = clamp(f·x + offset, 0, 1) over n floats.
-void ScaleShift(float* __restrict x, int64_t n, float f, float offset) {
-  for (int64_t p = 0; p < n; ++p) x[p] = Clamp01(f * x[p] + offset);
-}
-
-void SaturationInPlace(float* __restrict r, float* __restrict g, float* __restrict b, int64_t plane,
-                       float f) {
-  for (int64_t p = 0; p < plane; ++p) {
-    const float l = (1 - f) * (0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p]);
-    r[p] = Clamp01(f * r[p] + l);
-    g[p] = Clamp01(f * g[p] + l);
-    b[p] = Clamp01(f * b[p] + l);
-  }
-}
-
-// One sample's jitter ops in its order, in place on [C, plane] (C = 1: brightness and contrast).
-void JitterImage(float* img, int64_t channels, int64_t plane, const std::array<int, 4>& order,
-                 const std::array<double, 4>& factors) {
-  const bool rgb = channels == 3;
-  float* r = img;
-  float* g = rgb ? img + plane : img;
-  float* b = rgb ? img + 2 * plane : img;
-  for (int slot = 0; slot < 4; ++slot) {
-    const int op = order[slot];
-    if (!rgb && op >= 2) continue;  // saturation and hue do nothing to grey images
-    const float f = static_cast<float>(factors[op]);
-    if (op == 0) {
-      for (int64_t p = 0; p < channels * plane; ++p) img[p] = Clamp01(img[p] * f);
-    } else if (op == 1) {
-      ScaleShift(img, channels * plane, f, (1 - f) * MeanLuma(r, g, b, rgb, plane));
-    } else if (op == 2) {
-      SaturationInPlace(r, g, b, plane, f);
-    } else {
-      HueInPlace(r, g, b, plane, f);
-    }
-  }
-}
-
-// Every channel of an RGB image becomes its luma.
-void GrayImage(float* img, int64_t plane) {
-  float* __restrict r = img;
-  float* __restrict g = img + plane;
-  float* __restrict b = img + 2 * plane;
-  for (int64_t p = 0; p < plane; ++p) {
-    const float l = 0.299f * r[p] + 0.587f * g[p] + 0.114f * b[p];
-    r[p] = g[p] = b[p] = l;
-  }
-}
-
 // Solarize (when `solarize`) and normalise one [C, plane] image in place.
 void FinishImage(float* img, int64_t channels, int64_t plane, bool solarize, const float* mean,
                  const float* inv_std) {
@@ -303,7 +207,8 @@ void FinishImage(float* img, int64_t channels, int64_t plane, bool solarize, con
     float* __restrict x = img + c * plane;
     const float m = mean[c], is = inv_std[c];
     if (solarize) {
-      for (int64_t p = 0; p < plane; ++p) x[p] = ((x[p] >= 0.5f ? 1.0f - x[p] : x[p]) - m) * is;
+      // x ≥ 0.5 → 1 − x is min(x, 1 − x) exactly (1 − x is exact for x ≥ 0.5); it vectorises.
+      for (int64_t p = 0; p < plane; ++p) x[p] = (std::min(x[p], 1.0f - x[p]) - m) * is;
     } else {
       for (int64_t p = 0; p < plane; ++p) x[p] = (x[p] - m) * is;
     }
@@ -348,9 +253,9 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
       ResampleImage(src[b].data_ptr<uint8_t>(), channels, src[b].size(1), src[b].size(2),
                     p.boxes[b], p.flip[b], size, options.interpolation, img, s);
       if (p.jitter.apply[b]) {
-        JitterImage(img, channels, plane, p.jitter.order[b], p.jitter.factors[b]);
+        JitterImageCpu(img, channels, plane, p.jitter.order[b], p.jitter.factors[b]);
       }
-      if (channels == 3 && p.gray[b]) GrayImage(img, plane);
+      if (channels == 3 && p.gray[b]) GrayImageCpu(img, plane);
       if (p.sigma[b] > 0) BlurImage(img, channels, size, size, p.sigma[b], s);
       FinishImage(img, channels, plane, p.solarize[b], mean.data(), inv_std.data());
     }
@@ -394,8 +299,8 @@ void ColorJitterCpu(torch::Tensor& x, const JitterParams& params) {
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
       if (params.apply[s]) {
-        JitterImage(data + s * channels * plane, channels, plane, params.order[s],
-                    params.factors[s]);
+        JitterImageCpu(data + s * channels * plane, channels, plane, params.order[s],
+                       params.factors[s]);
       }
     }
   });

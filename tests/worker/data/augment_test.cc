@@ -170,6 +170,13 @@ TEST(AugmentTest, FusedCpuKernelsMatchTheTensorOpPath) {
   auto jitter_fused = ColorJitter(x, p, OpsPath::kAuto);
   auto jitter_tensor = ColorJitter(x, p, OpsPath::kTensorOps);
   EXPECT_LT((jitter_fused - jitter_tensor).abs().max().item<double>(), 1e-5);
+  // 35 pixels: the hue's four-at-a-time loop and its one-at-a-time tail.
+  auto odd = x.narrow(2, 0, 7).narrow(3, 0, 5).contiguous();
+  EXPECT_LT((ColorJitter(odd, p, OpsPath::kAuto) - ColorJitter(odd, p, OpsPath::kTensorOps))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-5);
 }
 
 // The whole CPU pipeline (one task per view and sample, MultiCropCpu) computes what the tensor
