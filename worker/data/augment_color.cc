@@ -85,12 +85,12 @@ void HueScalar(float* __restrict r, float* __restrict g, float* __restrict b, in
 #if defined(__SSE2__)
 // The same arithmetic, four pixels at a time in SSE2 (part of every x86-64 CPU). GCC does not
 // vectorise the scalar loop by itself: under the default -ftrapping-math it keeps its selects as
-// branches. Bitwise selects replace the one-hot masks (the same values).
+// branches. Bitwise selects replace the one-hot masks, and comparisons the truncations (the same
+// values).
 int64_t HueSse2(float* r, float* g, float* b, int64_t plane, float shift) {
   const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.0f), two = _mm_set1_ps(2.0f);
   const __m128 four = _mm_set1_ps(4.0f), six = _mm_set1_ps(6.0f), sh = _mm_set1_ps(shift);
   const auto clamp01 = [&](__m128 v) { return _mm_min_ps(one, _mm_max_ps(zero, v)); };
-  const auto trunc = [](__m128 v) { return _mm_cvtepi32_ps(_mm_cvttps_epi32(v)); };
   const auto select = [](__m128 mask, __m128 a, __m128 b) {
     return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
   };
@@ -111,11 +111,13 @@ int64_t HueSse2(float* r, float* g, float* b, int64_t plane, float shift) {
         is_r, _mm_sub_ps(bc, gc),
         select(is_g, _mm_sub_ps(_mm_add_ps(two, rc), bc), _mm_sub_ps(_mm_add_ps(four, gc), rc)));
     h = _mm_add_ps(_mm_add_ps(_mm_div_ps(h, six), one), sh);
-    h = _mm_sub_ps(h, trunc(h));
+    // h − trunc(h) on (0, 7/3]: subtract 1 per threshold passed (no conversion; same value).
+    h = _mm_sub_ps(h, _mm_add_ps(_mm_and_ps(_mm_cmpge_ps(h, one), one),
+                                 _mm_and_ps(_mm_cmpge_ps(h, two), one)));
     const __m128 vs = _mm_mul_ps(maxc, sat), h6 = _mm_mul_ps(h, six);
     const auto channel = [&](float n) {
       const __m128 k = _mm_add_ps(_mm_set1_ps(n), h6);
-      const __m128 km = _mm_sub_ps(k, _mm_mul_ps(six, trunc(_mm_div_ps(k, six))));
+      const __m128 km = _mm_sub_ps(k, _mm_and_ps(_mm_cmpge_ps(k, six), six));  // k − 6 if k ≥ 6
       const __m128 m = clamp01(_mm_min_ps(km, _mm_sub_ps(four, km)));
       return clamp01(_mm_sub_ps(maxc, _mm_mul_ps(vs, m)));
     };
