@@ -11,8 +11,12 @@
 // them for CPU tensors, and the tests hold them (and MultiCropCpu) equal to the tensor-op path.
 // Written by hand because LibTorch's CPU grid_sample (bicubic), grouped convolutions and the
 // tensor path's full-batch temporaries spend most of their time on index arithmetic, memory
-// traffic and page faults that the per-image separable forms avoid. Work is spread over
-// LibTorch's intra-op threads with at::parallel_for.
+// traffic and page faults that the per-image separable forms avoid. The inner loops that GCC does
+// not vectorise by itself (the bicubic taps, the blur's tap sums, the hue) are written in SSE2
+// where the target has it (every x86-64), with the same arithmetic as their scalar loops, which
+// remain as tails and fallbacks. Work is spread over LibTorch's intra-op threads: at::parallel_for
+// starts them and they take (view, sample) tasks from a shared counter; each thread keeps its
+// scratch buffers (thread_local) across calls.
 //
 // Thread-safety: stateless. Failure: none beyond LibTorch's (callers are inside TorchCall);
 // inputs must be CPU tensors of the documented dtype (images are made contiguous here).
