@@ -221,6 +221,7 @@ absl::Status TrainConfig::Validate() const {
            NonNegative("dino.warmup_teacher_temp_epochs",
                        static_cast<double>(dino.warmup_teacher_temp_epochs)),
            NonNegative("threads", static_cast<double>(threads)),
+           NonNegative("micro_batches", static_cast<double>(micro_batches)),
        }) {
     if (!st.ok()) return st;
   }

@@ -79,6 +79,12 @@ struct TrainConfig {
   std::string device = "cpu";  // "cpu" or "cuda:N".
   bool bf16 = false;           // bf16 autocast; only effective on CUDA.
   int64_t threads = 0;         // Intra-op threads; 0 = all cores.
+  // CPU runs on one rank without head BatchNorm: the batch is split into this many parts, whose
+  // forward and backward run concurrently on their own threads (threads / parts intra-op threads
+  // each); the gradients are summed in part order, so a run stays deterministic. 0 = automatic:
+  // min(threads, batch / 16) parts where a split is possible, else 1. Not part of the checkpoint
+  // config: it changes how a step is computed, not what (up to float rounding).
+  int64_t micro_batches = 0;
   uint64_t seed = 0;
 
   // Resolves the model preset into dim/depth/heads ("custom" keeps them).

@@ -42,15 +42,18 @@ LossOutput DINOLoss::Compute(const torch::Tensor& student_out, const torch::Tens
   torch::NoGradGuard no_grad;
   const auto teacher_log = torch::log_softmax(teacher_logits, -1);
   const double entropy = (-(teacher_probs * teacher_log).sum(-1)).mean().item<double>();
-  const auto mean_probs = teacher_probs.mean(0);
-  const double batch_entropy =
-      (-(mean_probs * torch::log(mean_probs.clamp_min(1e-30))).sum()).item<double>();
+  out.teacher_mean_probs = teacher_probs.mean(0);
   out.teacher_entropy = entropy;
-  out.batch_mean_entropy = batch_entropy;
+  out.batch_mean_entropy = Entropy(out.teacher_mean_probs);
   // Each teacher view is paired with ncrops−1 student views, so the pair-averaged teacher
   // entropy is the plain mean; KL = cross-entropy − entropy.
   out.kl_teacher_student = out.loss.detach().item<double>() - entropy;
   return out;
+}
+
+double DINOLoss::Entropy(const torch::Tensor& probs) {
+  torch::NoGradGuard no_grad;
+  return (-(probs * torch::log(probs.clamp_min(1e-30))).sum()).item<double>();
 }
 
 absl::Status DINOLoss::UpdateCenter(const torch::Tensor& teacher_out, Collectives* collectives) {

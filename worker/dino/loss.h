@@ -26,6 +26,9 @@ struct LossOutput {
   double teacher_entropy = 0;     // mean per-sample entropy of the teacher distribution.
   double batch_mean_entropy = 0;  // entropy of the batch-mean teacher distribution.
   double kl_teacher_student = 0;  // mean over pairs of KL(teacher ‖ student).
+  // The batch-mean teacher distribution [K] behind batch_mean_entropy, so that the statistics of
+  // a batch computed in parts (micro-batches) can be combined exactly.
+  torch::Tensor teacher_mean_probs;
 };
 
 class DINOLoss {
@@ -40,6 +43,9 @@ class DINOLoss {
 
   // C ← m·C + (1−m)·(all-reduced sum of teacher_out rows) / (rows · world_size).
   absl::Status UpdateCenter(const torch::Tensor& teacher_out, Collectives* collectives);
+
+  // Entropy −Σ p·log p of a distribution [K] (0·log 0 taken as 0).
+  static double Entropy(const torch::Tensor& probs);
 
   const torch::Tensor& center() const { return center_; }
   void set_center(torch::Tensor c) { center_ = std::move(c); }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/dino/micro_batch.h"
 #include "worker/dino/schedules.h"
 #include "worker/dino/torch_compat.h"
 #include "worker/dino/torch_status.h"
@@ -148,7 +149,108 @@ absl::Status Trainer::Init() {
                                        device_);
     optimizer_ = std::make_unique<DinoOptimizer>(*student_);
   }));
-  return Annotate(sync_->Attach(optimizer_->trainable()), "attaching gradient sync");
+  DINO_RETURN_IF_ERROR(Annotate(sync_->Attach(optimizer_->trainable()), "attaching gradient sync"));
+  return InitMicroBatches(threads);
+}
+
+absl::Status Trainer::InitMicroBatches(int64_t threads) {
+  const bool splittable = !device_.is_cuda() && config_.world_size == 1 && !config_.head.use_bn;
+  int64_t parts = config_.micro_batches;
+  if (parts == 0) {
+    parts =
+        splittable ? std::clamp<int64_t>(config_.optim.batch_size_per_rank / 16, 1, threads) : 1;
+  }
+  if (parts > 1 && !splittable) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "micro_batches = ", parts, " needs a CPU run on one rank without head BatchNorm (device ",
+        config_.device, ", world_size ", config_.world_size, ", head.use_bn ",
+        config_.head.use_bn ? "true" : "false", ")"));
+  }
+  if (parts > config_.optim.batch_size_per_rank) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "micro_batches = ", parts, " exceeds the batch (", config_.optim.batch_size_per_rank, ")"));
+  }
+  micro_batches_ = parts;
+  if (parts > 1) {
+    return TorchCall("trainer: micro-batch threads", [&] {
+      micro_runner_ = std::make_unique<MicroBatchRunner>(
+          static_cast<int>(parts), static_cast<int>(std::max<int64_t>(1, threads / parts)),
+          static_cast<int>(threads));
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SplitForwardBackward(const std::vector<torch::Tensor>& crops,
+                                           double teacher_temp, LossOutput* combined,
+                                           torch::Tensor* teacher_out) {
+  const int64_t batch = crops[0].size(0);
+  const int parts = static_cast<int>(micro_batches_);
+  std::vector<at::Generator> generators;
+  if (config_.model.drop_path_rate > 0) {
+    // Each part draws its masks from its own generator, seeded from the checkpointed one.
+    std::lock_guard<std::mutex> lock(drop_path_generator_.mutex());
+    auto* source = drop_path_generator_.get<at::CPUGeneratorImpl>();
+    for (int i = 0; i < parts; ++i) {
+      generators.push_back(at::detail::createCPUGenerator(source->random64()));
+    }
+  }
+  const std::vector<torch::Tensor> params = optimizer_->trainable();
+  std::vector<std::vector<torch::Tensor>> grads(parts);
+  std::vector<LossOutput> losses(parts);
+  std::vector<torch::Tensor> teachers(parts);
+  std::vector<absl::Status> status(parts);
+  const auto begin = [&](int i) { return batch * i / parts; };
+  micro_runner_->Run([&](int i) {
+    status[i] = TorchCall(absl::StrCat("step ", step_, ": micro-batch ", i), [&] {
+      std::optional<ScopedDropPathGenerator> scoped;
+      if (!generators.empty()) scoped.emplace(generators[i]);
+      const int64_t start = begin(i), rows = begin(i + 1) - start;
+      std::vector<torch::Tensor> part;
+      part.reserve(crops.size());
+      for (const auto& c : crops)
+        part.push_back(c.narrow(0, start, rows).to(torch::kFloat).contiguous());
+      {
+        torch::NoGradGuard no_grad;
+        teachers[i] = teacher_->forward({part[0], part[1]}).to(torch::kFloat);
+      }
+      losses[i] = loss_->Compute(student_->forward(part), teachers[i], teacher_temp);
+      const auto scaled = losses[i].loss * (static_cast<double>(rows) / static_cast<double>(batch));
+      grads[i] = torch::autograd::grad({scaled}, params, /*grad_outputs=*/{},
+                                       /*retain_graph=*/false, /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+      losses[i].loss = losses[i].loss.detach();
+    });
+  });
+  for (const auto& st : status) DINO_RETURN_IF_ERROR(st);
+  return TorchCall(absl::StrCat("step ", step_, ": combining micro-batches"), [&] {
+    torch::NoGradGuard no_grad;
+    torch::Tensor loss, mean_probs;
+    double entropy = 0;
+    for (int i = 0; i < parts; ++i) {
+      const double w = static_cast<double>(begin(i + 1) - begin(i)) / static_cast<double>(batch);
+      loss = i == 0 ? losses[i].loss * w : loss + losses[i].loss * w;
+      mean_probs =
+          i == 0 ? losses[i].teacher_mean_probs * w : mean_probs + losses[i].teacher_mean_probs * w;
+      entropy += w * losses[i].teacher_entropy;
+    }
+    combined->loss = loss;
+    combined->teacher_entropy = entropy;
+    combined->teacher_mean_probs = mean_probs;
+    combined->batch_mean_entropy = DINOLoss::Entropy(mean_probs);
+    combined->kl_teacher_student = loss.item<double>() - entropy;
+    // Summed in part order, whichever thread finished first: the step stays deterministic.
+    for (size_t j = 0; j < params.size(); ++j) {
+      torch::Tensor g;
+      for (int i = 0; i < parts; ++i) {
+        const torch::Tensor& gi = grads[i][j];
+        if (!gi.defined()) continue;
+        g = g.defined() ? g.add_(gi) : gi;
+      }
+      if (g.defined()) params[j].mutable_grad() = g;
+    }
+    *teacher_out = torch::cat(teachers, 0);
+  });
 }
 
 absl::Status Trainer::CheckCrops(const std::vector<torch::Tensor>& crops) const {
@@ -193,18 +295,13 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
 
   torch::Tensor teacher_out;
   LossOutput loss;
-  DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": forward"), [&] {
-    std::vector<torch::Tensor> on_device;
-    on_device.reserve(crops.size());
-    for (const auto& c : crops) on_device.push_back(c.to(device_, torch::kFloat).contiguous());
-    compat::AutocastGuard autocast(device_, config_.bf16);
-    {
-      torch::NoGradGuard no_grad;
-      teacher_out = teacher_->forward({on_device[0], on_device[1]}).to(torch::kFloat);
-    }
-    auto student_out = student_->forward(on_device);
-    loss = loss_->Compute(student_out, teacher_out, sv.teacher_temp);
-  }));
+  if (micro_batches_ > 1) {
+    optimizer_->ZeroGrad();
+    sync_->BeginStep();
+    DINO_RETURN_IF_ERROR(SplitForwardBackward(crops, sv.teacher_temp, &loss, &teacher_out));
+  } else {
+    DINO_RETURN_IF_ERROR(Forward(crops, sv.teacher_temp, &loss, &teacher_out));
+  }
   r.loss = loss.loss.item<double>();
   if (!std::isfinite(r.loss)) {
     return absl::FailedPreconditionError(
@@ -215,11 +312,13 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
   r.batch_mean_entropy = loss.batch_mean_entropy;
   r.kl_teacher_student = loss.kl_teacher_student;
 
-  DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": backward"), [&] {
-    optimizer_->ZeroGrad();
-    sync_->BeginStep();
-    loss.loss.backward();
-  }));
+  if (micro_batches_ == 1) {
+    DINO_RETURN_IF_ERROR(TorchCall(absl::StrCat("step ", step_, ": backward"), [&] {
+      optimizer_->ZeroGrad();
+      sync_->BeginStep();
+      loss.loss.backward();
+    }));
+  }
   loss.loss = torch::Tensor();
   const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -244,6 +343,22 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
   ++step_;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+absl::Status Trainer::Forward(const std::vector<torch::Tensor>& crops, double teacher_temp,
+                              LossOutput* loss, torch::Tensor* teacher_out) {
+  return TorchCall(absl::StrCat("step ", step_, ": forward"), [&] {
+    std::vector<torch::Tensor> on_device;
+    on_device.reserve(crops.size());
+    for (const auto& c : crops) on_device.push_back(c.to(device_, torch::kFloat).contiguous());
+    compat::AutocastGuard autocast(device_, config_.bf16);
+    {
+      torch::NoGradGuard no_grad;
+      *teacher_out = teacher_->forward({on_device[0], on_device[1]}).to(torch::kFloat);
+    }
+    auto student_out = student_->forward(on_device);
+    *loss = loss_->Compute(student_out, *teacher_out, teacher_temp);
+  });
 }
 
 absl::Status Trainer::SaveState(torch::serialize::OutputArchive& archive) const {

@@ -11,6 +11,12 @@
 // (global crops, no grad) and student forward (all crops) under bf16 autocast on CUDA → loss →
 // finite check → GradientSync::BeginStep → backward → FinishStep → per-parameter clipping →
 // last-layer gradients dropped in freeze epochs → AdamW step → EMA → center update.
+// On a CPU run of one rank (config.micro_batches, config.h), the forward, loss and backward run
+// as concurrent parts of the batch on threads of their own (micro_batch.h): each part's loss is
+// weighted by its share of the batch, the parts' gradients are summed in part order and the
+// statistics combined exactly, so the step equals the unsplit one up to float rounding and stays
+// deterministic. Drop-path masks then come from per-part generators seeded from the checkpointed
+// drop-path generator (other masks than an unsplit run draws, equally distributed).
 // Checkpointing is in checkpoint.h; the state is written with SaveState/LoadState.
 //
 // Ownership: the Trainer owns its modules; the caller owns `collectives` and `sync` and keeps
@@ -35,6 +41,7 @@
 #include "worker/dino/collectives.h"
 #include "worker/dino/config.h"
 #include "worker/dino/loss.h"
+#include "worker/dino/micro_batch.h"
 #include "worker/dino/multicrop.h"
 #include "worker/dino/optimizer.h"
 #include "worker/dino/teacher.h"
@@ -84,6 +91,8 @@ class Trainer {
   int64_t step() const { return step_; }
   int64_t epoch() const { return step_ / config_.steps_per_epoch; }
   const TrainConfig& config() const { return config_; }
+  // The parts each batch is split into (config.micro_batches resolved; 1 = no split).
+  int64_t micro_batches() const { return micro_batches_; }
   torch::Device device() const { return device_; }
   MultiCropWrapper& student() { return student_; }
   MultiCropWrapper& teacher() { return teacher_; }
@@ -111,7 +120,15 @@ class Trainer {
  private:
   Trainer(const TrainConfig& config, Collectives* collectives, GradientSync* sync);
   absl::Status Init();
+  absl::Status InitMicroBatches(int64_t threads);
   absl::Status CheckCrops(const std::vector<torch::Tensor>& crops) const;
+  // Teacher and student forward and the loss of the whole batch (the backward follows in Step).
+  absl::Status Forward(const std::vector<torch::Tensor>& crops, double teacher_temp,
+                       LossOutput* loss, torch::Tensor* teacher_out);
+  // The same for micro_batches_ > 1 parts, including the backward: the students' gradients are
+  // left summed in the parameters' grads; `loss->loss` is detached.
+  absl::Status SplitForwardBackward(const std::vector<torch::Tensor>& crops, double teacher_temp,
+                                    LossOutput* loss, torch::Tensor* teacher_out);
 
   TrainConfig config_;
   Collectives* collectives_;
@@ -123,6 +140,8 @@ class Trainer {
   std::unique_ptr<DinoOptimizer> optimizer_;
   std::optional<TeacherEma> ema_;
   at::Generator drop_path_generator_;
+  int64_t micro_batches_ = 1;
+  std::unique_ptr<MicroBatchRunner> micro_runner_;  // set when micro_batches_ > 1
   int64_t step_ = 0;
 };
 

@@ -5,6 +5,20 @@
 #include "worker/dino/torch_compat.h"
 
 namespace dino {
+namespace {
+
+thread_local std::optional<at::Generator> thread_drop_path_generator;
+
+}  // namespace
+
+ScopedDropPathGenerator::ScopedDropPathGenerator(at::Generator generator)
+    : previous_(std::move(thread_drop_path_generator)) {
+  thread_drop_path_generator = std::move(generator);
+}
+
+ScopedDropPathGenerator::~ScopedDropPathGenerator() {
+  thread_drop_path_generator = std::move(previous_);
+}
 
 torch::Tensor DropPath(const torch::Tensor& x, double drop_prob, bool training,
                        std::optional<at::Generator> generator) {
@@ -142,8 +156,10 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& x) {
   const int64_t b = tokens.size(0);
   tokens = torch::cat({cls_token.expand({b, -1, -1}), tokens}, 1);
   tokens = tokens + InterpolatePosEncoding(tokens.size(1) - 1, h, w);
+  const auto& generator =
+      thread_drop_path_generator.has_value() ? thread_drop_path_generator : generator_;
   for (const auto& block : *blocks) {
-    tokens = block->as<BlockImpl>()->forward(tokens, generator_);
+    tokens = block->as<BlockImpl>()->forward(tokens, generator);
   }
   tokens = norm->forward(tokens);
   return tokens.select(1, 0);

@@ -86,4 +86,19 @@ class VisionTransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VisionTransformer);
 
+// While alive, the drop-path masks of every VisionTransformer forward on this thread are drawn
+// from `generator` instead of the module's own. The Trainer's micro-batch threads (micro_batch.h)
+// each draw from a generator of their own, so that the masks do not depend on thread timing.
+// Not copyable; construct and destroy on the same thread.
+class ScopedDropPathGenerator {
+ public:
+  explicit ScopedDropPathGenerator(at::Generator generator);
+  ~ScopedDropPathGenerator();
+  ScopedDropPathGenerator(const ScopedDropPathGenerator&) = delete;
+  ScopedDropPathGenerator& operator=(const ScopedDropPathGenerator&) = delete;
+
+ private:
+  std::optional<at::Generator> previous_;
+};
+
 }  // namespace dino
