@@ -1,13 +1,17 @@
 #include "worker/dino/micro_batch.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 namespace dino {
 
-MicroBatchRunner::MicroBatchRunner(int parts, int threads_per_part, int restore_threads) {
+MicroBatchRunner::MicroBatchRunner(int parts, int threads_per_part, int restore_threads,
+                                   bool flush_denormal) {
   threads_.reserve(parts);
   for (int i = 0; i < parts; ++i) {
-    threads_.emplace_back([this, i, threads_per_part] { WorkLoop(i, threads_per_part); });
+    threads_.emplace_back([this, i, threads_per_part, flush_denormal] {
+      WorkLoop(i, threads_per_part, flush_denormal);
+    });
   }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return ready_ == parts; });
@@ -36,7 +40,8 @@ void MicroBatchRunner::Run(const std::function<void(int)>& fn) {
   job_ = nullptr;
 }
 
-void MicroBatchRunner::WorkLoop(int index, int threads_per_part) {
+void MicroBatchRunner::WorkLoop(int index, int threads_per_part, bool flush_denormal) {
+  if (flush_denormal) at::globalContext().setFlushDenormal(true);
   {
     std::unique_lock<std::mutex> lock(mu_);
     // get_num_threads first: it makes LibTorch initialise this thread's count from the process

@@ -27,7 +27,9 @@ namespace dino {
 
 class MicroBatchRunner {
  public:
-  MicroBatchRunner(int parts, int threads_per_part, int restore_threads);
+  // flush_denormal: the threads compute with denormal floats flushed to zero, as the CPU
+  // training thread does (trainer.cc).
+  MicroBatchRunner(int parts, int threads_per_part, int restore_threads, bool flush_denormal);
   ~MicroBatchRunner();
   MicroBatchRunner(const MicroBatchRunner&) = delete;
   MicroBatchRunner& operator=(const MicroBatchRunner&) = delete;
@@ -37,7 +39,7 @@ class MicroBatchRunner {
   void Run(const std::function<void(int)>& fn);
 
  private:
-  void WorkLoop(int index, int threads_per_part);
+  void WorkLoop(int index, int threads_per_part, bool flush_denormal);
 
   std::mutex mu_;
   std::condition_variable cv_;
