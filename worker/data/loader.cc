@@ -9,17 +9,11 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "worker/data/augment_ops.h"
+#include "worker/data/splitmix.h"
 #include "worker/dino/torch_status.h"
 
 namespace dino::data {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 uint64_t Mix(uint64_t a, uint64_t b) { return SplitMix64(a ^ SplitMix64(b)); }
 
