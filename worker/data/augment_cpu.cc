@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "worker/data/augment_color.h"
 #include "worker/data/augment_ops.h"
@@ -282,10 +283,12 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
     inv_std[c] = static_cast<float>(1.0 / stats.std[c]);
   }
   // Tasks are handed out one at a time from a shared counter, so a thread slowed by other load on
-  // its core does not hold the batch up; each task writes only its own output slot.
+  // its core does not hold the batch up; each task writes only its own output slot. The threads
+  // are plain std::threads, as many as LibTorch's intra-op count: at::parallel_for compiled in
+  // this library (built without -fopenmp) would run serially.
   const int64_t tasks = batch * num_views;
   std::atomic<int64_t> next{0};
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
+  const auto work = [&] {
     thread_local Scratch s;
     for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
       const int64_t v = t % num_views, b = t / num_views;
@@ -301,7 +304,13 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
       if (p.sigma[b] > 0) BlurImage(img, channels, size, size, p.sigma[b], s);
       FinishImage(img, channels, plane, p.solarize[b], mean.data(), inv_std.data());
     }
-  });
+  };
+  const int64_t workers = std::min<int64_t>(std::max(1, at::get_num_threads()), tasks);
+  std::vector<std::thread> helpers;
+  helpers.reserve(workers - 1);
+  for (int64_t i = 1; i < workers; ++i) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
   return out;
 }
 
