@@ -14,9 +14,10 @@
 // traffic and page faults that the per-image separable forms avoid. The inner loops that GCC does
 // not vectorise by itself (the bicubic taps, the blur's tap sums, the hue) are written in SSE2
 // where the target has it (every x86-64), with the same arithmetic as their scalar loops, which
-// remain as tails and fallbacks. Work is spread over LibTorch's intra-op threads: at::parallel_for
-// starts them and they take (view, sample) tasks from a shared counter; each thread keeps its
-// scratch buffers (thread_local) across calls.
+// remain as tails and fallbacks. MultiCropCpu spreads its work over as many std::threads as
+// LibTorch's intra-op count (at::get_num_threads), which take (view, sample) tasks from a shared
+// counter. The per-op functions use at::parallel_for, which runs serially in this library: it is
+// built without -fopenmp, so ATen's INTRA_OP_PARALLEL is not defined here.
 //
 // Thread-safety: stateless. Failure: none beyond LibTorch's (callers are inside TorchCall);
 // inputs must be CPU tensors of the documented dtype (images are made contiguous here).
