@@ -44,13 +44,7 @@ class MicroBatchTest : public ::testing::Test {
     return results;
   }
 
-  static TensorDict Snapshot(Trainer& trainer) {
-    TensorDict d;
-    testing::AddWeights(*trainer.student(), &d, "student.");
-    testing::AddWeights(*trainer.teacher(), &d, "teacher.");
-    d["center"] = trainer.center().clone();
-    return d;
-  }
+  static TensorDict Snapshot(Trainer& trainer) { return testing::TrainerState(trainer); }
 
   LocalCollectives collectives_;
   LocalGradientSync sync_;

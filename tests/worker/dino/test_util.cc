@@ -126,6 +126,14 @@ void AddWeights(const torch::nn::Module& module, TensorDict* dict, const std::st
   }
 }
 
+TensorDict TrainerState(Trainer& trainer) {
+  TensorDict d;
+  AddWeights(*trainer.student(), &d, "student.");
+  AddWeights(*trainer.teacher(), &d, "teacher.");
+  d["center"] = trainer.center().clone();
+  return d;
+}
+
 std::string MakeTempDir(const std::string& tag) {
   const char* base = std::getenv("TEST_TMPDIR");
   std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/dino_", tag, "_XXXXXX");

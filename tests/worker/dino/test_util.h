@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "worker/dino/config.h"
+#include "worker/dino/trainer.h"
 
 namespace dino::testing {
 
@@ -36,6 +37,10 @@ void AddConfig(const TrainConfig& config, TensorDict* dict);
 // "w.<name>" for every parameter and buffer of `module` (CPU copies).
 void AddWeights(const torch::nn::Module& module, TensorDict* dict,
                 const std::string& prefix = "w.");
+
+// Everything a later step depends on, except the optimizer moments (covered by stepping on):
+// "student.*", "teacher.*" (AddWeights) and "center".
+TensorDict TrainerState(Trainer& trainer);
 
 // A fresh empty directory under the test temp dir.
 std::string MakeTempDir(const std::string& tag);

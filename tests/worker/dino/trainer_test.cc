@@ -39,14 +39,7 @@ class TrainerTest : public ::testing::Test {
     }
   }
 
-  // Everything a later step depends on, except the optimizer moments (covered by stepping on).
-  static TensorDict Snapshot(Trainer& trainer) {
-    TensorDict d;
-    testing::AddWeights(*trainer.student(), &d, "student.");
-    testing::AddWeights(*trainer.teacher(), &d, "teacher.");
-    d["center"] = trainer.center().clone();
-    return d;
-  }
+  static TensorDict Snapshot(Trainer& trainer) { return testing::TrainerState(trainer); }
 
   static double MaxDiff(const TensorDict& a, const TensorDict& b) {
     double m = a.size() == b.size() ? 0.0 : std::numeric_limits<double>::infinity();
