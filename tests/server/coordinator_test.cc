@@ -8,6 +8,7 @@
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/coordinator_fixture.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {
@@ -17,96 +18,14 @@ using dino::v1::JobState;
 using testing::RecordingChannel;
 using testing::RecordingSink;
 
-class CoordinatorTest : public ::testing::Test {
+class CoordinatorTest : public testing::CoordinatorFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::NewTempDir("coord");
-    Open();
-  }
-
-  void Open() {
-    coordinator_.reset();
-    registry_.reset();
-    store_.reset();
-    auto store = OpenSqliteStore(dir_ + "/db");
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-    registry_ =
-        std::make_unique<CheckpointRegistry>(store_.get(), DefaultFileSystem(), dir_ + "/blobs");
-    CoordinatorOptions options;
-    options.worker_timeout = absl::Seconds(15);
-    coordinator_ = std::make_unique<Coordinator>(store_.get(), registry_.get(), &clock_, options);
-    ASSERT_TRUE(coordinator_->Recover().ok());
-  }
-
-  struct TestWorker {
-    std::string id;
-    std::shared_ptr<RecordingChannel> channel;
-  };
-
-  TestWorker AddWorker(const std::string& device = "cpu", const std::string& previous = "") {
-    dino::v1::RegisterRequest request;
-    request.set_name("worker");
-    request.set_device(device);
-    request.set_threads(2);
-    request.set_rendezvous_address("127.0.0.1:" + std::to_string(29500 + next_port_++));
-    request.set_previous_worker_id(previous);
-    auto response = coordinator_->RegisterWorker(request);
-    EXPECT_TRUE(response.ok()) << response.status();
-    TestWorker worker{response->worker_id(), std::make_shared<RecordingChannel>()};
-    EXPECT_TRUE(coordinator_->AttachWorker(worker.id, worker.channel).ok());
-    return worker;
-  }
-
-  std::string Submit(dino::v1::JobSpec spec) {
-    auto response = coordinator_->SubmitJob(spec);
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response->job().id();
-  }
-
   JobState State(const std::string& job_id) { return coordinator_->GetJob(job_id)->state(); }
 
   // Heartbeats from every listed worker, then advance the clock.
   void Beat(const std::vector<TestWorker>& workers) {
     for (const auto& w : workers) ASSERT_TRUE(coordinator_->Heartbeat(w.id, {}).ok());
   }
-
-  absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(const std::string& job_id, int attempt,
-                                                            const TestWorker& w, int64_t step,
-                                                            const std::string& data) {
-    dino::v1::CheckpointUploadHeader header;
-    header.set_worker_id(w.id);
-    header.set_job_id(job_id);
-    header.set_attempt(attempt);
-    header.set_step(step);
-    header.set_size_bytes(static_cast<int64_t>(data.size()));
-    auto upload = coordinator_->BeginCheckpointUpload(header);
-    if (!upload.ok()) return upload.status();
-    absl::Status status = (*upload)->Append(data);
-    if (!status.ok()) return status;
-    return coordinator_->FinishCheckpointUpload(std::move(*upload), Sha256::Of(data));
-  }
-
-  absl::Status Result(const std::string& job_id, int attempt, const TestWorker& w, int rank,
-                      dino::v1::AttemptOutcome outcome,
-                      dino::v1::FailureReason reason = dino::v1::FAILURE_REASON_UNSPECIFIED) {
-    dino::v1::ReportResultRequest request;
-    request.set_worker_id(w.id);
-    request.set_job_id(job_id);
-    request.set_attempt(attempt);
-    request.set_rank(rank);
-    request.set_outcome(outcome);
-    request.set_failure_reason(reason);
-    request.set_message("test");
-    return coordinator_->ReportResult(request);
-  }
-
-  std::string dir_;
-  SimulatedClock clock_;
-  int next_port_ = 0;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<CheckpointRegistry> registry_;
-  std::unique_ptr<Coordinator> coordinator_;
 };
 
 TEST_F(CoordinatorTest, GangIsAssignedWithRanksAndRendezvous) {

@@ -16,8 +16,7 @@
 #include "dino/v1/worker.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/coordinator_server.h"
-#include "tests/server/test_util.h"
+#include "tests/server/grpc_service_fixture.h"
 
 namespace dino::server {
 namespace {
@@ -87,48 +86,18 @@ TEST(GrpcServerMetricsNamesTest, SecondRegistrationFails) {
             absl::StatusCode::kAlreadyExists);
 }
 
-class GrpcServerMetricsTest : public ::testing::Test {
+class GrpcServerMetricsTest : public GrpcServiceTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.listen = "";
-    options.data_dir = testing::NewTempDir("grpc_metrics");
-    options.tick_interval = absl::ZeroDuration();
-    auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    channel_ = server_->InProcessChannel();
-    jobs_ = dino::v1::JobService::NewStub(channel_);
-    workers_ = dino::v1::WorkerService::NewStub(channel_);
-  }
-
-  grpc::Status Submit(const dino::v1::JobSpec& spec, std::string* id) {
-    grpc::ClientContext context;
-    dino::v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
-    dino::v1::SubmitJobResponse response;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    if (id != nullptr) *id = response.job().id();
-    return status;
-  }
-
   double Value(const std::string& series) const { return Sample(registry_.Render(), series); }
-
-  SimulatedClock clock_;
-  metrics::Registry registry_;
-  std::unique_ptr<CoordinatorServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<dino::v1::JobService::Stub> jobs_;
-  std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
 };
 
 TEST_F(GrpcServerMetricsTest, UnaryCallsAreCountedByCode) {
   std::string id;
-  ASSERT_TRUE(Submit(testing::TinySpec(), &id).ok());
-  ASSERT_TRUE(Submit(testing::TinySpec(), nullptr).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &id).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), nullptr).ok());
   dino::v1::JobSpec bad = testing::TinySpec();
   bad.mutable_resources()->set_world_size(-1);
-  EXPECT_EQ(Submit(bad, nullptr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(TrySubmit(bad, nullptr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   {
     grpc::ClientContext context;
     dino::v1::GetJobRequest request;
@@ -181,7 +150,7 @@ TEST_F(GrpcServerMetricsTest, StreamingCallsCarryTheirTypeAndCode) {
 // A WatchJob stream that lives 3 simulated seconds: the histogram puts it in the 5 s bucket.
 TEST_F(GrpcServerMetricsTest, HistogramMeasuresTheCallOnTheClock) {
   std::string id;
-  ASSERT_TRUE(Submit(testing::TinySpec(), &id).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &id).ok());
   grpc::ClientContext watch_context;
   dino::v1::WatchJobRequest request;
   request.set_job_id(id);
@@ -212,7 +181,7 @@ TEST_F(GrpcServerMetricsTest, HistogramMeasuresTheCallOnTheClock) {
 // A watch the client walks away from is still handled, as CANCELLED.
 TEST_F(GrpcServerMetricsTest, ClientCancelledStreamIsCountedCancelled) {
   std::string id;
-  ASSERT_TRUE(Submit(testing::TinySpec(), &id).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &id).ok());
   {
     grpc::ClientContext context;
     dino::v1::WatchJobRequest request;

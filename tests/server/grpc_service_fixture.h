@@ -1,6 +1,7 @@
 // GrpcServiceTest: a CoordinatorServer on an in-process channel with JobService and WorkerService
 // stubs, a simulated clock and its own data dir, plus helpers to submit, register and upload.
-// Shared by grpc_service_test.cc (JobService, health, reflection) and grpc_worker_stream_test.cc.
+// Shared by grpc_service_test.cc (JobService, health, reflection), grpc_worker_stream_test.cc and
+// grpc_server_metrics_test.cc.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,6 +24,7 @@ class GrpcServiceTest : public ::testing::Test {
     options.listen = "";
     options.data_dir = testing::NewTempDir("grpc");
     options.tick_interval = absl::ZeroDuration();
+    Configure(&options);
     auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -31,14 +33,26 @@ class GrpcServiceTest : public ::testing::Test {
     workers_ = dino::v1::WorkerService::NewStub(channel_);
   }
 
-  std::string Submit(const dino::v1::JobSpec& spec) {
+  // Called by SetUp before the server starts: a subclass sets limits or other options here.
+  virtual void Configure(ServerOptions* /*options*/) {}
+
+  // SubmitJob; the job id goes to *id when id is not null.
+  grpc::Status TrySubmit(const dino::v1::JobSpec& spec, std::string* id) {
     grpc::ClientContext context;
     dino::v1::SubmitJobRequest request;
     *request.mutable_spec() = spec;
     dino::v1::SubmitJobResponse response;
     grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    if (id != nullptr) *id = response.job().id();
+    return status;
+  }
+
+  // SubmitJob that must succeed; returns the job id.
+  std::string Submit(const dino::v1::JobSpec& spec) {
+    std::string id;
+    grpc::Status status = TrySubmit(spec, &id);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().id();
+    return id;
   }
 
   std::string Register() {

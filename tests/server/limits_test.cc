@@ -15,8 +15,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/checkpoint_registry.h"
-#include "server/coordinator_server.h"
 #include "server/job_spec.h"
+#include "tests/server/grpc_service_fixture.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {
@@ -140,36 +140,16 @@ TEST(LimitsTest, CheckpointRegistryRefusesJobIdsThatAreNotPlainNames) {
   EXPECT_NE(::stat((dir + "/x").c_str(), &st), 0);
 }
 
-class LimitedServerTest : public ::testing::Test {
+class LimitedServerTest : public GrpcServiceTest {
  protected:
-  void SetUp() override {
+  void Configure(ServerOptions* options) override {
     root_ = testing::NewTempDir("data_root");
-    ServerOptions options;
-    options.listen = "";
-    options.data_dir = testing::NewTempDir("limited");
-    options.tick_interval = absl::ZeroDuration();
-    options.limits.max_message_bytes = 1 << 20;
-    options.limits.max_spec_bytes = 4096;
-    options.limits.max_watch_streams_per_client = 2;
-    options.limits.max_upload_chunk_bytes = 1024;
-    options.limits.max_checkpoint_bytes = 64 << 10;
-    options.limits.data_roots = *PathConfinement::Create({root_});
-    auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), nullptr);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    channel_ = server_->InProcessChannel();
-    jobs_ = dino::v1::JobService::NewStub(channel_);
-    workers_ = dino::v1::WorkerService::NewStub(channel_);
-  }
-
-  grpc::Status Submit(const dino::v1::JobSpec& spec, std::string* id = nullptr) {
-    grpc::ClientContext context;
-    dino::v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
-    dino::v1::SubmitJobResponse response;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    if (id != nullptr) *id = response.job().id();
-    return status;
+    options->limits.max_message_bytes = 1 << 20;
+    options->limits.max_spec_bytes = 4096;
+    options->limits.max_watch_streams_per_client = 2;
+    options->limits.max_upload_chunk_bytes = 1024;
+    options->limits.max_checkpoint_bytes = 64 << 10;
+    options->limits.data_roots = *PathConfinement::Create({root_});
   }
 
   // Registers a worker and connects it; the tiny job is assigned to it.
@@ -193,8 +173,8 @@ class LimitedServerTest : public ::testing::Test {
     return response.worker_id();
   }
 
-  grpc::Status Upload(const std::string& worker, const std::string& job, int64_t announced,
-                      const std::string& data, size_t chunk) {
+  grpc::Status UploadInChunks(const std::string& worker, const std::string& job, int64_t announced,
+                              const std::string& data, size_t chunk) {
     grpc::ClientContext context;
     dino::v1::UploadCheckpointResponse response;
     auto writer = workers_->UploadCheckpoint(&context, &response);
@@ -238,36 +218,31 @@ class LimitedServerTest : public ::testing::Test {
   }
 
   std::string root_;
-  SimulatedClock clock_;
-  std::unique_ptr<CoordinatorServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<dino::v1::JobService::Stub> jobs_;
-  std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
 };
 
 TEST_F(LimitedServerTest, SubmitEnforcesMessageSizeSpecSizeAndDataRoots) {
   dino::v1::JobSpec spec = testing::TinySpec();
   (*spec.mutable_labels())["huge"] = std::string(2 << 20, 'x');
-  grpc::Status too_big = Submit(spec);
+  grpc::Status too_big = TrySubmit(spec, nullptr);
   EXPECT_EQ(too_big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << too_big.error_message();
 
   spec = testing::TinySpec();
   (*spec.mutable_labels())["big"] = std::string(8192, 'x');
-  grpc::Status over_spec = Submit(spec);
+  grpc::Status over_spec = TrySubmit(spec, nullptr);
   EXPECT_EQ(over_spec.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(over_spec.error_message(), HasSubstr("--max-spec-bytes=4096"));
 
   spec = testing::TinySpec();
   spec.mutable_data()->set_kind(dino::v1::DATASET_KIND_IMAGE_FOLDER);
   spec.mutable_data()->set_path(root_ + "/../../etc");
-  grpc::Status escape = Submit(spec);
+  grpc::Status escape = TrySubmit(spec, nullptr);
   EXPECT_EQ(escape.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(escape.error_message(), HasSubstr("data.path"));
   EXPECT_THAT(escape.error_message(), HasSubstr(root_));
   spec.mutable_data()->set_path("/etc");
-  EXPECT_EQ(Submit(spec).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(TrySubmit(spec, nullptr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   spec.mutable_data()->set_path(root_ + "/imagenet");
-  grpc::Status inside = Submit(spec);
+  grpc::Status inside = TrySubmit(spec, nullptr);
   EXPECT_TRUE(inside.ok()) << inside.error_message();
 
   // Nothing rejected was stored.
@@ -279,7 +254,7 @@ TEST_F(LimitedServerTest, SubmitEnforcesMessageSizeSpecSizeAndDataRoots) {
 
 TEST_F(LimitedServerTest, WatchStreamsPerClient) {
   std::string job;
-  ASSERT_TRUE(Submit(testing::TinySpec(), &job).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &job).ok());
   dino::v1::WatchJobRequest request;
   request.set_job_id(job);
   dino::v1::JobEvent event;
@@ -323,23 +298,23 @@ TEST_F(LimitedServerTest, WatchStreamsPerClient) {
 
 TEST_F(LimitedServerTest, UploadLimitsKeepTheStoredCheckpointsIntact) {
   std::string job;
-  ASSERT_TRUE(Submit(testing::TinySpec(), &job).ok());
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &job).ok());
   grpc::ClientContext connect_context;
   std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
       stream;
   const std::string worker = StartAttempt(&connect_context, &stream);
 
   const std::string good(3000, 'g');
-  grpc::Status ok = Upload(worker, job, 3000, good, 1000);
+  grpc::Status ok = UploadInChunks(worker, job, 3000, good, 1000);
   ASSERT_TRUE(ok.ok()) << ok.error_message();
 
-  grpc::Status huge = Upload(worker, job, int64_t{1} << 40, good, 1000);
+  grpc::Status huge = UploadInChunks(worker, job, int64_t{1} << 40, good, 1000);
   EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(huge.error_message(), HasSubstr("--max-checkpoint-bytes=65536"));
-  grpc::Status chunky = Upload(worker, job, 3000, std::string(3000, 'c'), 3000);
+  grpc::Status chunky = UploadInChunks(worker, job, 3000, std::string(3000, 'c'), 3000);
   EXPECT_EQ(chunky.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(chunky.error_message(), HasSubstr("--max-upload-chunk-bytes=1024"));
-  grpc::Status escape = Upload(worker, "../" + job, 3000, good, 1000);
+  grpc::Status escape = UploadInChunks(worker, "../" + job, 3000, good, 1000);
   EXPECT_FALSE(escape.ok());
 
   std::vector<dino::v1::CheckpointInfo> stored = Checkpoints(job);
