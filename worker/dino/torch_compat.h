@@ -1,22 +1,30 @@
 // LibTorch 1.13 (Debian, CPU) vs 2.x (CUDA users): every API difference lives in this header.
 //
 // Callers use the dino::compat functions and never test TORCH_VERSION_* themselves.
-// - ScaledDotProductAttention: the fused kernel on 2.x, the explicit softmax(QK^T/sqrt(d))V on 1.13.
+// - ScaledDotProductAttention: the fused kernel on 2.x, the explicit softmax(QK^T/sqrt(d))V
+//   on 1.13.
 // - AutocastGuard: bf16 autocast on CUDA; a no-op on CPU or when disabled. The autocast entry
 //   points were renamed in 2.4 (device-type arguments).
+// - CpuAllocatorBase: a c10::Allocator whose allocate() is const on 1.13 (and 2.0-2.2) and
+//   non-const on 2.3+, where copy_data also became pure virtual. It declares both forms, so the
+//   one the installed LibTorch declares virtual is the override, on every version.
 // - c10d differences are confined to worker/dist/ and use kTorchMajor/kTorchMinor from here.
-//   C10dBackend names the class that ProcessGroupGloo/ProcessGroupNCCL derive from: c10d::ProcessGroup
-//   on 1.13, c10d::Backend on 2.x (the constructors and Options::create signatures that
-//   worker/dist uses are the same on both). Forward-declared so the core need not see c10d.
+//   C10dBackend names the class that ProcessGroupGloo/ProcessGroupNCCL derive from:
+//   c10d::ProcessGroup on 1.13, c10d::Backend on 2.x (the constructors and Options::create
+//   signatures that worker/dist uses are the same on both). Forward-declared so the core need not
+//   see c10d.
 //
 // Thread-safety: autocast state is thread-local in LibTorch; AutocastGuard affects only the
 // calling thread. Failure: these functions throw c10::Error like the LibTorch calls they wrap;
 // callers are inside a TorchCall seam.
 #pragma once
 
+#include <ATen/autocast_mode.h>
+#include <c10/core/Allocator.h>
 #include <torch/torch.h>
 #include <torch/version.h>
-#include <ATen/autocast_mode.h>
+
+#include <cstring>
 
 namespace c10d {
 class ProcessGroup;
@@ -52,11 +60,23 @@ inline torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const tor
 #endif
 }
 
+// Base of dino's c10::Allocator implementations: derive and implement Allocate().
+class CpuAllocatorBase : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) const { return Allocate(n); }  // 1.13 to 2.2
+  c10::DataPtr allocate(size_t n) { return Allocate(n); }        // 2.3+
+  void copy_data(void* dest, const void* src, size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
+  }
+
+ protected:
+  virtual c10::DataPtr Allocate(size_t n) const = 0;
+};
+
 // Enables bf16 autocast for CUDA in this scope when `enabled` and `device` is CUDA.
 class AutocastGuard {
  public:
-  AutocastGuard(const torch::Device& device, bool enabled)
-      : active_(enabled && device.is_cuda()) {
+  AutocastGuard(const torch::Device& device, bool enabled) : active_(enabled && device.is_cuda()) {
     if (!active_) return;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/dino/cpu_allocator.h"
 #include "worker/dino/micro_batch.h"
 #include "worker/dino/schedules.h"
 #include "worker/dino/torch_compat.h"
@@ -122,7 +123,11 @@ absl::Status Trainer::Init() {
     // Denormals flushed to zero on the CPU: a sharpened teacher softmax (T = 0.04) puts most of
     // its K probabilities below 1e-38, and x86 computes on denormal floats many times slower.
     // The flag is per thread: set here for the training thread (and the threads it starts).
-    if (!device_.is_cuda()) at::globalContext().setFlushDenormal(true);
+    if (!device_.is_cuda()) {
+      at::globalContext().setFlushDenormal(true);
+      // Large CPU tensors are reused step to step instead of page-faulted in every step.
+      InstallCachingCpuAllocator();
+    }
     torch::set_num_threads(static_cast<int>(std::max<int64_t>(threads, 1)));
     torch::manual_seed(config_.seed);
     // Each rank draws its own drop-path masks, as independent DDP replicas do.

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "worker/dino/cpu_allocator.h"
 #include "worker/dino/export.h"
 #include "worker/dino/torch_status.h"
 #include "worker/dist/c10d_collectives.h"
@@ -74,7 +75,13 @@ std::string FailurePhase(const absl::Status& status) {
 TrainingRun::TrainingRun(RunOptions options, Collectives* collectives, FileSystem* fs)
     : options_(std::move(options)), collectives_(collectives), fs_(fs) {}
 
-TrainingRun::~TrainingRun() = default;
+TrainingRun::~TrainingRun() {
+  // The model, optimizer and batches go first, then the CPU blocks they left cached: an idle
+  // worker holds no training memory.
+  loader_.reset();
+  trainer_.reset();
+  if (CachingCpuAllocator* cache = InstalledCachingCpuAllocator()) cache->Release();
+}
 
 absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions options,
                                                                  Collectives* collectives,
