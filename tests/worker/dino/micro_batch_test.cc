@@ -44,8 +44,6 @@ class MicroBatchTest : public ::testing::Test {
     return results;
   }
 
-  static TensorDict Snapshot(Trainer& trainer) { return testing::TrainerState(trainer); }
-
   LocalCollectives collectives_;
   LocalGradientSync sync_;
 };
@@ -65,7 +63,7 @@ TEST_F(MicroBatchTest, SplitStepEqualsTheUnsplitStep) {
   const auto expected = Run(SplittableConfig(1), 6, &whole);
   ASSERT_EQ(whole->micro_batches(), 1);
   ASSERT_EQ(expected.size(), 6u);
-  const TensorDict expected_state = Snapshot(*whole);
+  const TensorDict expected_state = testing::TrainerState(*whole);
   for (int64_t parts : {2, 3, 4}) {
     SCOPED_TRACE(parts);
     std::unique_ptr<Trainer> split;
@@ -79,7 +77,7 @@ TEST_F(MicroBatchTest, SplitStepEqualsTheUnsplitStep) {
       EXPECT_NEAR(got[i].kl_teacher_student, expected[i].kl_teacher_student, 1e-5) << i;
       EXPECT_NEAR(got[i].center_norm, expected[i].center_norm, 1e-5) << "step " << i;
     }
-    const TensorDict state = Snapshot(*split);
+    const TensorDict state = testing::TrainerState(*split);
     ASSERT_EQ(state.size(), expected_state.size());
     for (const auto& [name, t] : expected_state) {
       if (name.size() > 13 && name.compare(name.size() - 13, 13, "attn.qkv.bias") == 0) {
@@ -101,9 +99,10 @@ TEST_F(MicroBatchTest, SplitStepEqualsTheUnsplitStep) {
     TrainConfig fresh = SplittableConfig(1);
     auto untrained = Create(fresh);
     ASSERT_TRUE(untrained.ok());
-    EXPECT_GT(testing::MaxAbsDiff(Snapshot(**untrained).at("student.backbone.pos_embed"),
-                                  state.at("student.backbone.pos_embed")),
-              1e-3);
+    EXPECT_GT(
+        testing::MaxAbsDiff(testing::TrainerState(**untrained).at("student.backbone.pos_embed"),
+                            state.at("student.backbone.pos_embed")),
+        1e-3);
   }
 }
 
@@ -116,7 +115,7 @@ TEST_F(MicroBatchTest, SplitRunIsDeterministicWithDropPath) {
   ASSERT_EQ(ra.size(), 4u);
   ASSERT_EQ(rb.size(), 4u);
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i].loss, rb[i].loss) << "step " << i;
-  const TensorDict sa = Snapshot(*a), sb = Snapshot(*b);
+  const TensorDict sa = testing::TrainerState(*a), sb = testing::TrainerState(*b);
   for (const auto& [name, t] : sa) EXPECT_TRUE(torch::equal(t, sb.at(name))) << name;
 }
 
@@ -124,14 +123,14 @@ TEST_F(MicroBatchTest, NonFiniteLossStopsWithoutUpdating) {
   std::unique_ptr<Trainer> trainer;
   Run(SplittableConfig(2), 1, &trainer);
   ASSERT_NE(trainer, nullptr);
-  const TensorDict before = Snapshot(*trainer);
+  const TensorDict before = testing::TrainerState(*trainer);
   auto crops = testing::MakeCrops(trainer->config(), 1);
   crops[3][5][0][0][0] = std::numeric_limits<double>::quiet_NaN();  // a sample of the last part
   auto r = trainer->Step(crops);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("non-finite loss"));
   EXPECT_EQ(trainer->step(), 1);
-  for (const auto& [name, t] : Snapshot(*trainer)) {
+  for (const auto& [name, t] : testing::TrainerState(*trainer)) {
     EXPECT_TRUE(torch::equal(t, before.at(name))) << name;
   }
   // The next good step trains on.

@@ -39,8 +39,6 @@ class TrainerTest : public ::testing::Test {
     }
   }
 
-  static TensorDict Snapshot(Trainer& trainer) { return testing::TrainerState(trainer); }
-
   static double MaxDiff(const TensorDict& a, const TensorDict& b) {
     double m = a.size() == b.size() ? 0.0 : std::numeric_limits<double>::infinity();
     for (const auto& [k, v] : a) {
@@ -64,11 +62,12 @@ TEST_F(TrainerTest, ResumeIsExactInThisAndInAFreshProcess) {
   const int64_t n = config.steps_per_epoch;
   auto straight = NewTrainer(config);
   RunSteps(*straight, 2 * n);
-  const TensorDict expected = Snapshot(*straight);
+  const TensorDict expected = testing::TrainerState(*straight);
 
   auto first = NewTrainer(config);
   RunSteps(*first, n);
-  EXPECT_GT(MaxDiff(Snapshot(*first), expected), 1e-4) << "the halves must differ to mean much";
+  EXPECT_GT(MaxDiff(testing::TrainerState(*first), expected), 1e-4)
+      << "the halves must differ to mean much";
   const std::string dir = testing::MakeTempDir("resume");
   const std::string ckpt = dir + "/half.ckpt";
   const CheckpointExtras extras{1, 0, std::string("loader\0state", 12)};
@@ -82,7 +81,7 @@ TEST_F(TrainerTest, ResumeIsExactInThisAndInAFreshProcess) {
   EXPECT_EQ(loaded->loader_state, extras.loader_state);
   EXPECT_EQ(resumed->step(), n);
   RunSteps(*resumed, n);
-  EXPECT_LE(MaxDiff(Snapshot(*resumed), expected), 1e-6);
+  EXPECT_LE(MaxDiff(testing::TrainerState(*resumed), expected), 1e-6);
 
   const std::string out = dir + "/resumed.ckpt";
   const std::string cmd = absl::StrCat(DINO_RESUME_HELPER, " ", ckpt, " ", n, " ", out);
@@ -92,7 +91,7 @@ TEST_F(TrainerTest, ResumeIsExactInThisAndInAFreshProcess) {
   ASSERT_TRUE(loaded2.ok()) << loaded2.status();
   EXPECT_EQ(loaded2->loader_state, extras.loader_state);
   EXPECT_EQ(from_process->step(), 2 * n);
-  EXPECT_LE(MaxDiff(Snapshot(*from_process), expected), 1e-6);
+  EXPECT_LE(MaxDiff(testing::TrainerState(*from_process), expected), 1e-6);
 }
 
 TEST_F(TrainerTest, CorruptTruncatedAndIncompatibleCheckpointsAreRejected) {
@@ -103,7 +102,7 @@ TEST_F(TrainerTest, CorruptTruncatedAndIncompatibleCheckpointsAreRejected) {
   ASSERT_TRUE(bytes.ok()) << bytes.status();
 
   auto target = NewTrainer(config);
-  const TensorDict before = Snapshot(*target);
+  const TensorDict before = testing::TrainerState(*target);
   auto expect_rejected = [&](const std::string& data, absl::StatusCode code,
                              const std::string& text) {
     auto s = target->LoadCheckpointBytes(data, "ckpt-under-test");
@@ -126,7 +125,7 @@ TEST_F(TrainerTest, CorruptTruncatedAndIncompatibleCheckpointsAreRejected) {
   expect_rejected(FrameCheckpoint("framed, but not a torch archive"), absl::StatusCode::kDataLoss,
                   "archive");
   EXPECT_EQ(target->step(), 0);
-  EXPECT_EQ(MaxDiff(Snapshot(*target), before), 0.0);
+  EXPECT_EQ(MaxDiff(testing::TrainerState(*target), before), 0.0);
 
   TrainConfig wider = config;
   wider.model.dim = 32;
@@ -148,7 +147,7 @@ TEST_F(TrainerTest, CheckpointWritesAreAtomic) {
   FaultInjectingFileSystem fs(DefaultFileSystem());
   const std::string path = testing::MakeTempDir("atomic") + "/latest.ckpt";
   ASSERT_TRUE(trainer->SaveCheckpoint(&fs, path, {}).ok());
-  const TensorDict at_step1 = Snapshot(*trainer);
+  const TensorDict at_step1 = testing::TrainerState(*trainer);
   RunSteps(*trainer, 1);
   for (const char* op : {"RenameFile", "Sync", "Append"}) {
     fs.ClearFaults();
@@ -159,13 +158,13 @@ TEST_F(TrainerTest, CheckpointWritesAreAtomic) {
   auto reader = NewTrainer(config);
   ASSERT_TRUE(reader->LoadCheckpoint(&fs, path).ok());
   EXPECT_EQ(reader->step(), 1);
-  EXPECT_EQ(MaxDiff(Snapshot(*reader), at_step1), 0.0);
+  EXPECT_EQ(MaxDiff(testing::TrainerState(*reader), at_step1), 0.0);
 }
 
 TEST_F(TrainerTest, NonFiniteLossStopsWithoutUpdating) {
   auto trainer = NewTrainer(testing::TinyConfig());
   RunSteps(*trainer, 1);
-  const TensorDict before = Snapshot(*trainer);
+  const TensorDict before = testing::TrainerState(*trainer);
   for (double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
     auto crops = testing::MakeCrops(trainer->config(), trainer->step());
     crops[3][0][0][0][0] = bad;
@@ -174,7 +173,7 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithoutUpdating) {
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("non-finite loss"));
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("at step 1"));
     EXPECT_EQ(trainer->step(), 1);
-    EXPECT_EQ(MaxDiff(Snapshot(*trainer), before), 0.0);
+    EXPECT_EQ(MaxDiff(testing::TrainerState(*trainer), before), 0.0);
   }
 }
 
