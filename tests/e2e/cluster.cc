@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -128,6 +131,13 @@ Cluster::Cluster(const std::string& test_name) {
 Cluster::~Cluster() {
   workers_.clear();
   coordinator_.reset();
+  if (::testing::Test::HasFailure() || std::getenv("DINO_E2E_KEEP") != nullptr) {
+    std::cerr << "e2e: logs and data kept in " << dir_ << "\n";
+    return;
+  }
+  std::error_code error;
+  std::filesystem::remove_all(dir_, error);
+  if (error) std::cerr << "e2e: could not remove " << dir_ << ": " << error.message() << "\n";
 }
 
 std::string Cluster::worker_dir(int i) const { return absl::StrCat(dir_, "/worker-", i); }

@@ -43,6 +43,9 @@ class Process {
   pid_t pid_ = -1;
 };
 
+// One test's coordinator and workers, with their data and logs under $TMPDIR/dino-e2e-NAME-XXXXXX.
+// The destructor stops every process, then removes that directory unless the test has failed
+// or DINO_E2E_KEEP is set (it then prints where the directory is).
 class Cluster {
  public:
   explicit Cluster(const std::string& test_name);
