@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -68,6 +69,37 @@ class PosixWritableFile final : public WritableFile {
   int fd_;
 };
 
+class PosixReadableFile final : public ReadableFile {
+ public:
+  PosixReadableFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixReadableFile() override { ::close(fd_); }
+  absl::StatusOr<std::string> Read(uint64_t offset, size_t n) override {
+    std::string out;
+    if (offset >= size_) return out;
+    out.resize(static_cast<size_t>(std::min<uint64_t>(n, size_ - offset)));
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t got = ::pread(fd_, out.data() + done, out.size() - done,
+                                  static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("pread", path_, errno);
+      }
+      if (got == 0) break;  // The file shrank since it was opened.
+      done += static_cast<size_t>(got);
+    }
+    out.resize(done);
+    return out;
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
 class PosixFileSystem final : public FileSystem {
  public:
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
@@ -93,6 +125,18 @@ class PosixFileSystem final : public FileSystem {
     }
     ::close(fd);
     return out;
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus("fstat", path, err);
+    }
+    return std::unique_ptr<ReadableFile>(
+        new PosixReadableFile(path, fd, static_cast<uint64_t>(st.st_size)));
   }
   absl::Status RenameFile(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", from, errno);
@@ -166,6 +210,23 @@ class FaultyWritableFile final : public WritableFile {
   FaultInjectingFileSystem* fs_;
   std::string path_;
   std::unique_ptr<WritableFile> base_;
+};
+
+class FaultyReadableFile final : public ReadableFile {
+ public:
+  FaultyReadableFile(FaultInjectingFileSystem* fs, std::string path,
+                     std::unique_ptr<ReadableFile> base)
+      : fs_(fs), path_(std::move(path)), base_(std::move(base)) {}
+  absl::StatusOr<std::string> Read(uint64_t offset, size_t n) override {
+    DINO_RETURN_IF_ERROR(fs_->Check("Read", path_));
+    return base_->Read(offset, n);
+  }
+  uint64_t size() const override { return base_->size(); }
+
+ private:
+  FaultInjectingFileSystem* fs_;
+  std::string path_;
+  std::unique_ptr<ReadableFile> base_;
 };
 
 }  // namespace
@@ -242,6 +303,12 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectingFileSystem::NewWrita
 absl::StatusOr<std::string> FaultInjectingFileSystem::ReadFile(const std::string& path) {
   DINO_RETURN_IF_ERROR(Check("ReadFile", path));
   return base_->ReadFile(path);
+}
+absl::StatusOr<std::unique_ptr<ReadableFile>> FaultInjectingFileSystem::NewReadableFile(
+    const std::string& path) {
+  DINO_RETURN_IF_ERROR(Check("NewReadableFile", path));
+  DINO_ASSIGN_OR_RETURN(std::unique_ptr<ReadableFile> base, base_->NewReadableFile(path));
+  return std::unique_ptr<ReadableFile>(new FaultyReadableFile(this, path, std::move(base)));
 }
 absl::Status FaultInjectingFileSystem::RenameFile(const std::string& from, const std::string& to) {
   DINO_RETURN_IF_ERROR(Check("RenameFile", to));

@@ -31,12 +31,23 @@ class WritableFile {
   virtual absl::Status Close() = 0;
 };
 
+// A file open for reading at any offset. On POSIX its bytes stay readable after the path is
+// deleted or replaced (by retention or a rename), until the object is destroyed.
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Up to `n` bytes starting at `offset`; fewer only at the end of the file (none past it).
+  virtual absl::StatusOr<std::string> Read(uint64_t offset, size_t n) = 0;
+  virtual uint64_t size() const = 0;  // At open time.
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
   // Creates or truncates `path`.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
   virtual absl::Status RenameFile(const std::string& from, const std::string& to) = 0;
   virtual absl::Status DeleteFile(const std::string& path) = 0;  // NOT_FOUND if absent.
   virtual absl::Status CreateDirs(const std::string& path) = 0;   // mkdir -p
@@ -58,7 +69,7 @@ std::string DirName(const std::string& path);
 
 // Wraps another FileSystem and fails operations on demand, to test crash and disk-fault handling.
 // A rule matches an operation name ("NewWritableFile", "Append", "Sync", "Close", "RenameFile",
-// "DeleteFile", "CreateDirs", "SyncDir", "ReadFile") and a path substring; the first `skip`
+// "DeleteFile", "CreateDirs", "SyncDir", "ReadFile", "NewReadableFile", "Read") and a path substring; the first `skip`
 // matches pass and the next ones fail with `error` (`count` times, or forever when count < 0).
 class FaultInjectingFileSystem final : public FileSystem {
  public:
@@ -72,6 +83,7 @@ class FaultInjectingFileSystem final : public FileSystem {
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   absl::StatusOr<std::string> ReadFile(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override;
   absl::Status RenameFile(const std::string& from, const std::string& to) override;
   absl::Status DeleteFile(const std::string& path) override;
   absl::Status CreateDirs(const std::string& path) override;
@@ -80,7 +92,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   absl::StatusOr<uint64_t> FileSize(const std::string& path) override;
   bool Exists(const std::string& path) override;
 
-  // Checked by the wrapped WritableFile for Append/Sync/Close.
+  // Checked by the wrapped WritableFile for Append/Sync/Close and ReadableFile for Read.
   absl::Status Check(absl::string_view op, absl::string_view path);
 
  private:

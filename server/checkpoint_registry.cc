@@ -176,15 +176,11 @@ absl::StatusOr<StoredCheckpoint> CheckpointRegistry::Resolve(const std::string& 
   return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint ", which));
 }
 
-absl::StatusOr<std::string> CheckpointRegistry::ReadBlob(const StoredCheckpoint& checkpoint) {
-  DINO_ASSIGN_OR_RETURN(std::string bytes, fs_->ReadFile(checkpoint.blob_path));
-  if (static_cast<int64_t>(bytes.size()) != checkpoint.info.size_bytes() ||
-      dino::Sha256::Of(bytes) != checkpoint.info.sha256()) {
-    return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint.info.id(), " at ",
-                                            checkpoint.blob_path,
-                                            " does not match its recorded size and sha256"));
-  }
-  return bytes;
+absl::StatusOr<std::unique_ptr<BlobReader>> CheckpointRegistry::OpenBlob(
+    const StoredCheckpoint& checkpoint, int64_t offset) {
+  return BlobReader::Open(fs_, checkpoint.blob_path, checkpoint.info.size_bytes(),
+                          checkpoint.info.sha256(), offset,
+                          absl::StrCat("checkpoint ", checkpoint.info.id()));
 }
 
 absl::Status CheckpointRegistry::Delete(const StoredCheckpoint& checkpoint) {

@@ -33,6 +33,7 @@
 #include "common/file_system.h"
 #include "common/sha256.h"
 #include "dino/v1/job.pb.h"
+#include "server/blob_reader.h"
 #include "server/store.h"
 
 namespace dino::server {
@@ -75,8 +76,10 @@ class CheckpointRegistry {
   // `which` is a checkpoint id, "latest" (or "") or "best" (highest k-NN top-1; latest if none
   // was evaluated). NOT_FOUND when the job has none.
   absl::StatusOr<StoredCheckpoint> Resolve(const std::string& job_id, const std::string& which);
-  // The whole blob, verified against its recorded size and sha256.
-  absl::StatusOr<std::string> ReadBlob(const StoredCheckpoint& checkpoint);
+  // The blob from byte `offset` on, verified against its recorded size and sha256 as it is read
+  // (see BlobReader).
+  absl::StatusOr<std::unique_ptr<BlobReader>> OpenBlob(const StoredCheckpoint& checkpoint,
+                                                       int64_t offset);
 
   // Deletes what the retention policy does not keep. Returns the ids deleted.
   absl::StatusOr<std::vector<std::string>> ApplyRetention(const std::string& job_id,

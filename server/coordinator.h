@@ -102,9 +102,10 @@ class Coordinator {
   absl::StatusOr<dino::v1::GetJobMetricsResponse> GetJobMetrics(
       const dino::v1::GetJobMetricsRequest& request);
   absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> ListCheckpoints(const std::string& job_id);
-  // The checkpoint and its verified bytes, for DownloadCheckpoint.
-  absl::StatusOr<std::pair<dino::v1::CheckpointInfo, std::string>> ReadCheckpoint(
-      const std::string& job_id, const std::string& which);
+  // The checkpoint and a reader of its bytes from `offset` on, verified as they are read, for
+  // DownloadCheckpoint.
+  absl::StatusOr<std::pair<dino::v1::CheckpointInfo, std::unique_ptr<BlobReader>>> OpenCheckpoint(
+      const std::string& job_id, const std::string& which, int64_t offset);
   std::vector<dino::v1::WorkerInfo> ListWorkers(bool include_dead);
 
   // ---- WorkerService ----

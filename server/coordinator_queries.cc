@@ -199,15 +199,16 @@ absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Coordinator::ListCheckpoin
   return checkpoints_->List(job_id);
 }
 
-absl::StatusOr<std::pair<dino::v1::CheckpointInfo, std::string>> Coordinator::ReadCheckpoint(
-    const std::string& job_id, const std::string& which) {
+absl::StatusOr<std::pair<dino::v1::CheckpointInfo, std::unique_ptr<BlobReader>>>
+Coordinator::OpenCheckpoint(const std::string& job_id, const std::string& which, int64_t offset) {
   {
     absl::MutexLock lock(&mu_);
     DINO_RETURN_IF_ERROR(FindJobLocked(job_id).status());
   }
   DINO_ASSIGN_OR_RETURN(StoredCheckpoint checkpoint, checkpoints_->Resolve(job_id, which));
-  DINO_ASSIGN_OR_RETURN(std::string bytes, checkpoints_->ReadBlob(checkpoint));
-  return std::make_pair(checkpoint.info, std::move(bytes));
+  DINO_ASSIGN_OR_RETURN(std::unique_ptr<BlobReader> reader,
+                        checkpoints_->OpenBlob(checkpoint, offset));
+  return std::make_pair(checkpoint.info, std::move(reader));
 }
 
 }  // namespace dino::server

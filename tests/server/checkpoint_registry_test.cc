@@ -61,9 +61,12 @@ TEST_F(CheckpointRegistryTest, CommittedUploadIsListedAndReadsBackVerified) {
   auto latest = registry_->Resolve("job-1", "latest");
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ(latest->info.id(), info->id());
-  auto bytes = registry_->ReadBlob(*latest);
-  ASSERT_TRUE(bytes.ok());
+  auto reader = registry_->OpenBlob(*latest, 0);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto bytes = (*reader)->Next(1 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, "checkpoint bytes");
+  EXPECT_TRUE((*reader)->done());
 }
 
 TEST_F(CheckpointRegistryTest, Sha256KnownAnswer) {
@@ -154,7 +157,11 @@ TEST_F(CheckpointRegistryTest, BlobCorruptedOnDiskIsNotServed) {
   ASSERT_TRUE(info.ok());
   auto stored = registry_->Resolve("job-1", "latest");
   ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), stored->blob_path, "tampered").ok());
-  EXPECT_EQ(registry_->ReadBlob(*stored).status().code(), absl::StatusCode::kDataLoss);
+  auto reader = registry_->OpenBlob(*stored, 0);  // Same size: only the sha256 tells.
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->Next(1 << 20).status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), stored->blob_path, "short").ok());
+  EXPECT_EQ(registry_->OpenBlob(*stored, 0).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ class GrpcServiceTest : public ::testing::Test {
     ServerOptions options;
     options.listen = "";
     options.data_dir = testing::NewTempDir("grpc");
+    data_dir_ = options.data_dir;
     options.tick_interval = absl::ZeroDuration();
     Configure(&options);
     auto server = CoordinatorServer::Start(options, &clock_, DefaultFileSystem(), &registry_);
@@ -69,7 +70,7 @@ class GrpcServiceTest : public ::testing::Test {
 
   grpc::Status Upload(const std::string& worker, const std::string& job, int64_t step,
                       const std::string& data, const std::string& sha, bool send_sha,
-                      dino::v1::UploadCheckpointResponse* response) {
+                      dino::v1::UploadCheckpointResponse* response, size_t chunk_bytes = 7) {
     grpc::ClientContext context;
     auto writer = workers_->UploadCheckpoint(&context, response);
     dino::v1::UploadCheckpointRequest part;
@@ -81,8 +82,8 @@ class GrpcServiceTest : public ::testing::Test {
     header->set_size_bytes(static_cast<int64_t>(data.size()));
     header->set_knn_top1(81.5);
     writer->Write(part);
-    for (size_t offset = 0; offset < data.size(); offset += 7) {
-      part.set_data(data.substr(offset, 7));
+    for (size_t offset = 0; offset < data.size(); offset += chunk_bytes) {
+      part.set_data(data.substr(offset, chunk_bytes));
       writer->Write(part);
     }
     if (send_sha) {
@@ -93,6 +94,7 @@ class GrpcServiceTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  std::string data_dir_;
   SimulatedClock clock_;
   metrics::Registry registry_;
   std::unique_ptr<CoordinatorServer> server_;
