@@ -80,8 +80,8 @@ class PosixReadableFile final : public ReadableFile {
     out.resize(static_cast<size_t>(std::min<uint64_t>(n, size_ - offset)));
     size_t done = 0;
     while (done < out.size()) {
-      const ssize_t got = ::pread(fd_, out.data() + done, out.size() - done,
-                                  static_cast<off_t>(offset + done));
+      const ssize_t got =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (got < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus("pread", path_, errno);

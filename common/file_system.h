@@ -13,12 +13,12 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
 namespace dino {
@@ -45,13 +45,15 @@ class FileSystem {
  public:
   virtual ~FileSystem() = default;
   // Creates or truncates `path`.
-  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
-  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> NewReadableFile(
+      const std::string& path) = 0;
   virtual absl::Status RenameFile(const std::string& from, const std::string& to) = 0;
   virtual absl::Status DeleteFile(const std::string& path) = 0;  // NOT_FOUND if absent.
-  virtual absl::Status CreateDirs(const std::string& path) = 0;   // mkdir -p
-  virtual absl::Status SyncDir(const std::string& dir) = 0;       // makes a rename durable.
+  virtual absl::Status CreateDirs(const std::string& path) = 0;  // mkdir -p
+  virtual absl::Status SyncDir(const std::string& dir) = 0;      // makes a rename durable.
   virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) = 0;
   virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
@@ -69,8 +71,9 @@ std::string DirName(const std::string& path);
 
 // Wraps another FileSystem and fails operations on demand, to test crash and disk-fault handling.
 // A rule matches an operation name ("NewWritableFile", "Append", "Sync", "Close", "RenameFile",
-// "DeleteFile", "CreateDirs", "SyncDir", "ReadFile", "NewReadableFile", "Read") and a path substring; the first `skip`
-// matches pass and the next ones fail with `error` (`count` times, or forever when count < 0).
+// "DeleteFile", "CreateDirs", "SyncDir", "ReadFile", "NewReadableFile", "Read") and a path
+// substring; the first `skip` matches pass and the next ones fail with `error` (`count` times, or
+// forever when count < 0).
 class FaultInjectingFileSystem final : public FileSystem {
  public:
   explicit FaultInjectingFileSystem(FileSystem* base) : base_(base) {}
