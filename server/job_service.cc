@@ -41,13 +41,18 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequ
 
 // Streams a job's events. Registration happens in the constructor; writes and Finish only start
 // once the constructor has stored the watch token (`ready_`), so OnDone (which unregisters and
-// deletes) can never run before the token is known.
+// deletes) can never run before the token is known. At most `max_lag` events wait in the queue
+// (the backlog included): the next one ends the stream with UNAVAILABLE once the queue is sent,
+// and the client resumes after the last index it got, from the store.
 class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
  public:
   // `limiter` counts this stream against `client` (server/limits.h) until OnDone.
   WatchReactor(Coordinator* coordinator, const dino::v1::WatchJobRequest& request,
-               WatchStreamLimiter* limiter, std::string client)
-      : coordinator_(coordinator), limiter_(limiter), client_(std::move(client)) {
+               WatchStreamLimiter* limiter, std::string client, int64_t max_lag)
+      : coordinator_(coordinator),
+        limiter_(limiter),
+        client_(std::move(client)),
+        max_lag_(static_cast<size_t>(std::max<int64_t>(1, max_lag))) {
     absl::Status admitted = limiter_->Acquire(client_);
     absl::StatusOr<int64_t> token =
         admitted.ok() ? coordinator_->Watch(request.job_id(), request.after_index(),
@@ -67,6 +72,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
 
   void OnEvent(const JobEvent& event) override {
     absl::MutexLock lock(&mu_);
+    if (end_.has_value()) return;
+    if (queue_.size() >= max_lag_) {
+      end_ = absl::UnavailableError(absl::StrCat(
+          "this watcher fell ", max_lag_,
+          " events behind (--max-watch-lag-events); resume with after_index = the last index "
+          "received"));
+      PumpLocked();
+      return;
+    }
     queue_.push_back(event);
     PumpLocked();
   }
@@ -125,6 +139,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
   Coordinator* const coordinator_;
   WatchStreamLimiter* limiter_;  // Null when the stream was refused. Written in the constructor.
   const std::string client_;
+  const size_t max_lag_;
   int64_t token_ = 0;  // Written once in the constructor, before any Finish.
   absl::Mutex mu_;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
@@ -249,7 +264,7 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(
     if (principal.has_value()) caller = principal->name;
   }
   return new WatchReactor(coordinator_, *request, watch_streams_.get(),
-                          ClientKey(context->peer(), caller));
+                          ClientKey(context->peer(), caller), limits_.max_watch_lag_events);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::ListCheckpoints(

@@ -59,7 +59,7 @@ class JobServiceImpl final : public dino::v1::JobService::WithRawCallbackMethod_
                                         dino::v1::ListWorkersResponse* response) override;
 
   // Request limits (server/limits.h): SubmitJob's spec size and data roots, WatchJob streams per
-  // client. Set once before the server starts.
+  // client and the events queued for one. Set once before the server starts.
   void SetLimits(const ServerLimits& limits) {
     limits_ = limits;
     watch_streams_ = std::make_unique<WatchStreamLimiter>(limits.max_watch_streams_per_client);

@@ -5,6 +5,9 @@
 //                             RESOURCE_EXHAUSTED for a larger one, before any handler runs)
 //   --max-spec-bytes          serialized size of a submitted JobSpec
 //   --max-watch-streams       open WatchJob streams per client
+//   --max-watch-lag-events    events queued for one WatchJob stream whose client reads too slowly;
+//                             past it the stream ends UNAVAILABLE and the client resumes with
+//                             after_index (the events stay in the store, none is lost)
 //   --max-upload-chunk-bytes  one data message of UploadCheckpoint
 //   --max-checkpoint-bytes    the announced (and so the stored) size of one checkpoint
 //   --data-roots              where data paths in a spec may point (common/path_confinement.h)
@@ -37,6 +40,7 @@ struct ServerLimits {
   int64_t max_message_bytes = 16 << 20;
   int64_t max_spec_bytes = 64 << 10;
   int64_t max_watch_streams_per_client = 64;
+  int64_t max_watch_lag_events = 10000;
   int64_t max_upload_chunk_bytes = 4 << 20;
   int64_t max_checkpoint_bytes = int64_t{16} << 30;
   PathConfinement data_roots = PathConfinement::Unconfined();

@@ -2,7 +2,8 @@
 //
 //   dino-coordinator --listen HOST:PORT --data-dir DIR [--metrics-port P] [--worker-timeout 15s]
 //                    [--data-roots DIR[,DIR...]] [--max-message-bytes N] [--max-spec-bytes N]
-//                    [--max-watch-streams N] [--max-upload-chunk-bytes N]
+//                    [--max-watch-streams N] [--max-watch-lag-events N]
+//                    [--max-upload-chunk-bytes N]
 //                    [--max-checkpoint-bytes N]
 //                    [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //                    [--auth-tokens F] [--max-queued-per-submitter N]
@@ -154,6 +155,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-watch-streams", limits.max_watch_streams_per_client,
                  "open WatchJob streams per client (token name, else peer host; default 64)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--max-watch-lag-events", limits.max_watch_lag_events,
+                 "events queued for a WatchJob client that reads too slowly; then its stream "
+                 "ends UNAVAILABLE and it resumes with after_index (default 10000)")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 24));
   app.add_option("--max-upload-chunk-bytes", limits.max_upload_chunk_bytes,
                  "largest data message of a checkpoint upload (default 4 MiB)")
       ->check(CLI::Range(int64_t{64} << 10, int64_t{1} << 30));

@@ -147,6 +147,7 @@ class LimitedServerTest : public GrpcServiceTest {
     options->limits.max_message_bytes = 1 << 20;
     options->limits.max_spec_bytes = 4096;
     options->limits.max_watch_streams_per_client = 2;
+    options->limits.max_watch_lag_events = 16;
     options->limits.max_upload_chunk_bytes = 1024;
     options->limits.max_checkpoint_bytes = 64 << 10;
     options->limits.data_roots = *PathConfinement::Create({root_});
@@ -294,6 +295,66 @@ TEST_F(LimitedServerTest, WatchStreamsPerClient) {
   while (w2->Read(&event)) {
   }
   w2->Finish();
+}
+
+TEST_F(LimitedServerTest, AWatcherTooFarBehindEndsUnavailableAndResumesWithoutLosingEvents) {
+  std::string job;
+  ASSERT_TRUE(TrySubmit(testing::TinySpec(), &job).ok());
+  grpc::ClientContext connect_context;
+  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
+      stream;
+  const std::string worker = StartAttempt(&connect_context, &stream);
+  {
+    grpc::ClientContext context;
+    dino::v1::ReportProgressRequest request;
+    request.set_worker_id(worker);
+    request.set_job_id(job);
+    request.set_attempt(1);
+    for (int step = 0; step < 40; ++step) request.add_stats()->set_step(step);
+    dino::v1::ReportProgressResponse response;
+    ASSERT_TRUE(workers_->ReportProgress(&context, request, &response).ok());
+  }
+  // QUEUED, RUNNING and 40 progress events wait in the store: more than one stream may queue.
+  int64_t last_index = 0;
+  int cut_offs = 0;
+  int refusals = 0;
+  while (last_index < 42) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    dino::v1::WatchJobRequest request;
+    request.set_job_id(job);
+    request.set_after_index(last_index);
+    auto reader = jobs_->WatchJob(&context, request);
+    dino::v1::JobEvent event;
+    int got = 0;
+    while (last_index < 42 && reader->Read(&event)) {
+      EXPECT_EQ(event.index(), last_index + 1);
+      last_index = event.index();
+      ++got;
+    }
+    if (last_index < 42) {
+      grpc::Status status = reader->Finish();
+      if (got == 0 && status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          ++refusals < 250) {
+        // This fixture allows 2 streams per client, and an ended stream frees its slot only once
+        // the server is done with it.
+        absl::SleepFor(absl::Milliseconds(20));
+        continue;
+      }
+      ASSERT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+      EXPECT_THAT(status.error_message(), HasSubstr("--max-watch-lag-events"));
+      EXPECT_EQ(got, 16);
+      ++cut_offs;
+    } else {
+      context.TryCancel();
+      while (reader->Read(&event)) {
+      }
+      reader->Finish();
+    }
+  }
+  EXPECT_EQ(cut_offs, 2);  // 16 + 16 + 10.
+  connect_context.TryCancel();
+  stream->Finish();
 }
 
 TEST_F(LimitedServerTest, UploadLimitsKeepTheStoredCheckpointsIntact) {
