@@ -95,9 +95,12 @@ class Coordinator {
   absl::StatusOr<dino::v1::ListJobsResponse> ListJobs(const dino::v1::ListJobsRequest& request);
   absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);
   // Sends the events after `after_index` to `sink`, then every new one, until the job ends.
-  // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called).
+  // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called). With
+  // `max_backlog` > 0 the stored events are read in pages of that many, and when more than
+  // `max_backlog` of them are to be sent, the first `max_backlog` are followed by OnEnd(UNAVAILABLE)
+  // (the caller resumes after the last index it got).
   absl::StatusOr<int64_t> Watch(const std::string& job_id, int64_t after_index, bool skip_progress,
-                                EventSink* sink);
+                                EventSink* sink, int64_t max_backlog = 0);
   void Unwatch(int64_t token);
   absl::StatusOr<dino::v1::GetJobMetricsResponse> GetJobMetrics(
       const dino::v1::GetJobMetricsRequest& request);

@@ -107,17 +107,33 @@ absl::StatusOr<dino::v1::ListJobsResponse> Coordinator::ListJobs(
 }
 
 absl::StatusOr<int64_t> Coordinator::Watch(const std::string& job_id, int64_t after_index,
-                                           bool skip_progress, EventSink* sink) {
+                                           bool skip_progress, EventSink* sink,
+                                           int64_t max_backlog) {
   if (after_index < 0) {
     return absl::InvalidArgumentError(absl::StrCat("after_index must be >= 0, got ", after_index));
   }
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
-  DINO_ASSIGN_OR_RETURN(std::vector<JobEvent> backlog, store_->ListEvents(job_id, after_index, 0));
-  for (const JobEvent& event : backlog) {
-    if (skip_progress && event.has_progress()) continue;
-    sink->OnEvent(event);
+  const int64_t page = std::max<int64_t>(0, max_backlog);  // 0: all at once.
+  int64_t cursor = after_index;
+  int64_t sent = 0;
+  while (true) {
+    DINO_ASSIGN_OR_RETURN(std::vector<JobEvent> backlog, store_->ListEvents(job_id, cursor, page));
+    for (const JobEvent& event : backlog) {
+      cursor = event.index();
+      if (skip_progress && event.has_progress()) continue;
+      if (page > 0 && sent == page) {
+        sink->OnEnd(absl::UnavailableError(
+            absl::StrCat("more than ", page,
+                         " events to replay (--max-watch-lag-events); resume with "
+                         "after_index = the last index received")));
+        return 0;
+      }
+      sink->OnEvent(event);
+      ++sent;
+    }
+    if (page == 0 || static_cast<int64_t>(backlog.size()) < page) break;
   }
   if (IsTerminal(entry->job.state())) {
     sink->OnEnd(absl::OkStatus());

@@ -41,9 +41,10 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequ
 
 // Streams a job's events. Registration happens in the constructor; writes and Finish only start
 // once the constructor has stored the watch token (`ready_`), so OnDone (which unregisters and
-// deletes) can never run before the token is known. At most `max_lag` events wait in the queue
-// (the backlog included): the next one ends the stream with UNAVAILABLE once the queue is sent,
-// and the client resumes after the last index it got, from the store.
+// deletes) can never run before the token is known. The backlog is replayed at most `max_lag`
+// events per stream (Coordinator::Watch), and at most `max_lag` events wait in the queue: the next
+// one ends the stream with UNAVAILABLE once the queue is sent. Either way the client resumes after
+// the last index it got, from the store.
 class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
  public:
   // `limiter` counts this stream against `client` (server/limits.h) until OnDone.
@@ -56,7 +57,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
     absl::Status admitted = limiter_->Acquire(client_);
     absl::StatusOr<int64_t> token =
         admitted.ok() ? coordinator_->Watch(request.job_id(), request.after_index(),
-                                            request.skip_progress(), this)
+                                            request.skip_progress(), this,
+                                            static_cast<int64_t>(max_lag_))
                       : absl::StatusOr<int64_t>(admitted);
     if (!admitted.ok()) limiter_ = nullptr;  // Nothing to release.
     absl::MutexLock lock(&mu_);

@@ -281,6 +281,51 @@ TEST_F(CoordinatorTest, WatchDeliversBacklogThenLiveEventsAndEndsAtTerminal) {
   EXPECT_TRUE(resumed.ended());
 }
 
+TEST_F(CoordinatorTest, WatchReplaysABoundedBacklogInPagesAndMissesNothing) {
+  const std::string job = Submit(testing::TinySpec());
+  TestWorker a = AddWorker();
+  dino::v1::ReportProgressRequest progress;
+  progress.set_worker_id(a.id);
+  progress.set_job_id(job);
+  progress.set_attempt(1);
+  for (int step = 0; step < 20; ++step) {
+    auto* stats = progress.add_stats();  // Healthy figures: no collapse warning among them.
+    stats->set_step(step);
+    stats->set_loss(5.0);
+    stats->set_kl(0.3);
+    stats->set_batch_mean_entropy(2.0);
+  }
+  ASSERT_TRUE(coordinator_->ReportProgress(progress).ok());  // Events 3..22.
+  ASSERT_EQ(coordinator_->GetJob(job)->last_event_index(), 22);
+  // 22 events at 8 per replay: cut off after 8, and the resumed replay goes on from there.
+  RecordingSink first;
+  EXPECT_EQ(*coordinator_->Watch(job, 0, false, &first, 8), 0);
+  ASSERT_EQ(first.events().size(), 8u);
+  EXPECT_EQ(first.events().back().index(), 8);
+  ASSERT_TRUE(first.ended());
+  EXPECT_EQ(first.end_status().code(), absl::StatusCode::kUnavailable);
+  RecordingSink rest;
+  auto token = coordinator_->Watch(job, 16, false, &rest, 8);
+  ASSERT_TRUE(token.ok());
+  EXPECT_GT(*token, 0);  // 6 events left: it stays registered.
+  EXPECT_EQ(rest.events().size(), 6u);
+  coordinator_->Unwatch(*token);
+  // Without progress only QUEUED and RUNNING are sent, read in pages of 8 across all 22, and
+  // the next live event (index 23) follows them with no gap.
+  RecordingSink quiet;
+  token = coordinator_->Watch(job, 0, true, &quiet, 8);
+  ASSERT_TRUE(token.ok());
+  EXPECT_GT(*token, 0);
+  EXPECT_FALSE(quiet.ended());
+  ASSERT_TRUE(coordinator_->CancelJob(job, "done").ok());
+  auto events = quiet.events();
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0].index(), 1);
+  EXPECT_EQ(events[1].index(), 2);
+  EXPECT_EQ(events[2].index(), 23);
+  coordinator_->Unwatch(*token);
+}
+
 TEST_F(CoordinatorTest, CollapseWithPolicyFailFailsTheJobWithoutRetry) {
   auto spec = testing::TinySpec();
   spec.mutable_collapse()->set_policy(dino::v1::COLLAPSE_POLICY_FAIL);
