@@ -79,6 +79,16 @@ class CoordinatorFixture : public ::testing::Test {
     return coordinator_->FinishCheckpointUpload(std::move(*upload), Sha256::Of(data));
   }
 
+  // A ReportProgress request from `w` for `job_id`'s attempt, without statistics yet.
+  static dino::v1::ReportProgressRequest ProgressFrom(const TestWorker& w,
+                                                      const std::string& job_id, int attempt = 1) {
+    dino::v1::ReportProgressRequest request;
+    request.set_worker_id(w.id);
+    request.set_job_id(job_id);
+    request.set_attempt(attempt);
+    return request;
+  }
+
   absl::Status Result(const std::string& job_id, int attempt, const TestWorker& w, int rank,
                       dino::v1::AttemptOutcome outcome,
                       dino::v1::FailureReason reason = dino::v1::FAILURE_REASON_UNSPECIFIED) {

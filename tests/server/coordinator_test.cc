@@ -258,10 +258,7 @@ TEST_F(CoordinatorTest, CollapseWithPolicyFailFailsTheJobWithoutRetry) {
   spec.mutable_collapse()->set_consecutive_reports(3);
   const std::string job = Submit(spec);
   TestWorker a = AddWorker();
-  dino::v1::ReportProgressRequest progress;
-  progress.set_worker_id(a.id);
-  progress.set_job_id(job);
-  progress.set_attempt(1);
+  dino::v1::ReportProgressRequest progress = ProgressFrom(a, job);
   for (int step = 1; step <= 3; ++step) {
     auto* s = progress.add_stats();
     s->set_step(step);
@@ -282,10 +279,7 @@ TEST_F(CoordinatorTest, CollapseWithPolicyFailFailsTheJobWithoutRetry) {
 TEST_F(CoordinatorTest, MetricsSeriesAreStoredAndDownsampled) {
   const std::string job = Submit(testing::TinySpec());
   TestWorker a = AddWorker();
-  dino::v1::ReportProgressRequest progress;
-  progress.set_worker_id(a.id);
-  progress.set_job_id(job);
-  progress.set_attempt(1);
+  dino::v1::ReportProgressRequest progress = ProgressFrom(a, job);
   for (int step = 0; step < 100; ++step) {
     auto* s = progress.add_stats();
     s->set_step(step);

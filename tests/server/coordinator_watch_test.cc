@@ -21,10 +21,7 @@ TEST_F(CoordinatorWatchTest, WatchDeliversBacklogThenLiveEventsAndEndsAtTerminal
   ASSERT_TRUE(token.ok());
   ASSERT_EQ(sink.events().size(), 1u);  // QUEUED.
   TestWorker a = AddWorker();
-  dino::v1::ReportProgressRequest progress;
-  progress.set_worker_id(a.id);
-  progress.set_job_id(job);
-  progress.set_attempt(1);
+  dino::v1::ReportProgressRequest progress = ProgressFrom(a, job);
   progress.add_stats()->set_step(10);
   progress.add_stats()->set_step(20);
   ASSERT_TRUE(coordinator_->ReportProgress(progress).ok());
@@ -46,10 +43,7 @@ TEST_F(CoordinatorWatchTest, WatchDeliversBacklogThenLiveEventsAndEndsAtTerminal
 TEST_F(CoordinatorWatchTest, WatchReplaysABoundedBacklogInPagesAndMissesNothing) {
   const std::string job = Submit(testing::TinySpec());
   TestWorker a = AddWorker();
-  dino::v1::ReportProgressRequest progress;
-  progress.set_worker_id(a.id);
-  progress.set_job_id(job);
-  progress.set_attempt(1);
+  dino::v1::ReportProgressRequest progress = ProgressFrom(a, job);
   for (int step = 0; step < 20; ++step) {
     auto* stats = progress.add_stats();  // Healthy figures: no collapse warning among them.
     stats->set_step(step);

@@ -31,14 +31,7 @@ class GrpcDownloadTest : public GrpcServiceTest {
   void SetUp() override {
     GrpcServiceTest::SetUp();
     job_ = Submit(testing::TinySpec());
-    const std::string worker = Register();
-    stream_ = workers_->Connect(&connect_context_);
-    dino::v1::WorkerMessage hello;
-    hello.mutable_hello()->set_worker_id(worker);
-    ASSERT_TRUE(stream_->Write(hello));
-    dino::v1::CoordinatorMessage assignment;
-    ASSERT_TRUE(stream_->Read(&assignment));
-    ASSERT_TRUE(assignment.has_assignment());
+    const std::string worker = StartAttempt();
     // Two and a half chunks.
     for (size_t i = 0; blob_.size() < kCheckpointChunkBytes * 5 / 2; ++i) {
       blob_ += static_cast<char>(i * 131 % 251);
@@ -47,11 +40,6 @@ class GrpcDownloadTest : public GrpcServiceTest {
     grpc::Status status = Upload(worker, job_, 10, blob_, Sha256::Of(blob_), /*send_sha=*/true,
                                  &uploaded, /*chunk_bytes=*/64 << 10);
     ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-
-  void TearDown() override {
-    connect_context_.TryCancel();
-    stream_->Finish();
   }
 
   Download Get(int64_t offset) {
@@ -81,9 +69,6 @@ class GrpcDownloadTest : public GrpcServiceTest {
 
   std::string job_;
   std::string blob_;
-  grpc::ClientContext connect_context_;
-  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
-      stream_;
 };
 
 TEST_F(GrpcDownloadTest, StreamsChunkByChunkAndResumesAtAnOffset) {

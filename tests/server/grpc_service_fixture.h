@@ -34,6 +34,13 @@ class GrpcServiceTest : public ::testing::Test {
     workers_ = dino::v1::WorkerService::NewStub(channel_);
   }
 
+  void TearDown() override {
+    if (stream_ != nullptr) {
+      connect_context_.TryCancel();
+      stream_->Finish();
+    }
+  }
+
   // Called by SetUp before the server starts: a subclass sets limits or other options here.
   virtual void Configure(ServerOptions* /*options*/) {}
 
@@ -66,6 +73,20 @@ class GrpcServiceTest : public ::testing::Test {
     EXPECT_TRUE(workers_->Register(&context, request, &response).ok());
     EXPECT_EQ(response.worker_timeout().seconds(), 15);
     return response.worker_id();
+  }
+
+  // Registers a worker and opens its Connect stream (stream_, closed by TearDown); the queued job
+  // is assigned to it. Returns the worker id.
+  std::string StartAttempt() {
+    const std::string worker = Register();
+    stream_ = workers_->Connect(&connect_context_);
+    dino::v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_id(worker);
+    EXPECT_TRUE(stream_->Write(hello));
+    dino::v1::CoordinatorMessage assignment;
+    EXPECT_TRUE(stream_->Read(&assignment));
+    EXPECT_TRUE(assignment.has_assignment());
+    return worker;
   }
 
   grpc::Status Upload(const std::string& worker, const std::string& job, int64_t step,
@@ -101,6 +122,9 @@ class GrpcServiceTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dino::v1::JobService::Stub> jobs_;
   std::unique_ptr<dino::v1::WorkerService::Stub> workers_;
+  grpc::ClientContext connect_context_;  // Of stream_.
+  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
+      stream_;
 };
 
 }  // namespace dino::server

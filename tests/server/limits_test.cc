@@ -153,27 +153,6 @@ class LimitedServerTest : public GrpcServiceTest {
     options->limits.data_roots = *PathConfinement::Create({root_});
   }
 
-  // Registers a worker and connects it; the tiny job is assigned to it.
-  std::string StartAttempt(grpc::ClientContext* context,
-                           std::unique_ptr<grpc::ClientReaderWriter<
-                               dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>* stream) {
-    grpc::ClientContext register_context;
-    dino::v1::RegisterRequest request;
-    request.set_name("w");
-    request.set_device("cpu");
-    request.set_rendezvous_address("127.0.0.1:29500");
-    dino::v1::RegisterResponse response;
-    EXPECT_TRUE(workers_->Register(&register_context, request, &response).ok());
-    *stream = workers_->Connect(context);
-    dino::v1::WorkerMessage hello;
-    hello.mutable_hello()->set_worker_id(response.worker_id());
-    EXPECT_TRUE((*stream)->Write(hello));
-    dino::v1::CoordinatorMessage assignment;
-    EXPECT_TRUE((*stream)->Read(&assignment));
-    EXPECT_TRUE(assignment.has_assignment());
-    return response.worker_id();
-  }
-
   grpc::Status UploadInChunks(const std::string& worker, const std::string& job, int64_t announced,
                               const std::string& data, size_t chunk) {
     grpc::ClientContext context;
@@ -300,10 +279,7 @@ TEST_F(LimitedServerTest, WatchStreamsPerClient) {
 TEST_F(LimitedServerTest, AWatcherTooFarBehindEndsUnavailableAndResumesWithoutLosingEvents) {
   std::string job;
   ASSERT_TRUE(TrySubmit(testing::TinySpec(), &job).ok());
-  grpc::ClientContext connect_context;
-  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
-      stream;
-  const std::string worker = StartAttempt(&connect_context, &stream);
+  const std::string worker = StartAttempt();
   {
     grpc::ClientContext context;
     dino::v1::ReportProgressRequest request;
@@ -353,17 +329,12 @@ TEST_F(LimitedServerTest, AWatcherTooFarBehindEndsUnavailableAndResumesWithoutLo
     }
   }
   EXPECT_EQ(cut_offs, 2);  // 16 + 16 + 10.
-  connect_context.TryCancel();
-  stream->Finish();
 }
 
 TEST_F(LimitedServerTest, UploadLimitsKeepTheStoredCheckpointsIntact) {
   std::string job;
   ASSERT_TRUE(TrySubmit(testing::TinySpec(), &job).ok());
-  grpc::ClientContext connect_context;
-  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
-      stream;
-  const std::string worker = StartAttempt(&connect_context, &stream);
+  const std::string worker = StartAttempt();
 
   const std::string good(3000, 'g');
   grpc::Status ok = UploadInChunks(worker, job, 3000, good, 1000);
@@ -393,9 +364,6 @@ TEST_F(LimitedServerTest, UploadLimitsKeepTheStoredCheckpointsIntact) {
   for (const std::string& other_job : std::vector<std::string>{"../" + job, job + "/..", ".."}) {
     EXPECT_EQ(Download(other_job, "latest").error_code(), grpc::StatusCode::NOT_FOUND) << other_job;
   }
-  stream->WritesDone();
-  connect_context.TryCancel();
-  (void)stream->Finish();
 }
 
 }  // namespace
