@@ -14,6 +14,8 @@
 // --cpu_iters_small=N (default 2), --gpu_iters=N (default 20), --threads=N (intra-op threads,
 // default 0 = all cores). The CPU column is the whole process's CPU time per step (all threads),
 // which stays comparable with compare_pytorch_step.py's on a machine shared with other work.
+// The "blas" context line names OpenBLAS's kernels (worker/dino/blas_kernels.h): compare runs
+// with OPENBLAS_CORETYPE unset and set to Haswell for the AVX-512 and AVX2 kernels.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -26,6 +28,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "worker/dino/blas_kernels.h"
 #include "worker/dino/collectives.h"
 #include "worker/dino/multicrop.h"
 #include "worker/dino/trainer.h"
@@ -167,6 +170,8 @@ int main(int argc, char** argv) {
         ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
+  const std::string blas = dino::BlasDescription(dino::CurrentBlasFacts());
+  benchmark::AddCustomContext("blas", blas.empty() ? "not OpenBLAS" : blas);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

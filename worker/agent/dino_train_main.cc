@@ -19,6 +19,7 @@
 #include "common/file_system.h"
 #include "server/job_spec.h"
 #include "worker/agent/spec_convert.h"
+#include "worker/dino/blas_kernels.h"
 #include "worker/dino/collectives.h"
 #include "worker/run/training_run.h"
 
@@ -92,14 +93,19 @@ int main(int argc, char** argv) {
   }
   const bool tty = isatty(fileno(stdout));
   const dino::TrainConfig& cfg = (*run)->trainer().config();
+  const dino::BlasFacts blas_facts = dino::CurrentBlasFacts();
+  const std::string blas = dino::BlasDescription(blas_facts);
+  if (std::string warning = dino::BlasWarning(blas_facts); !warning.empty()) {
+    std::cerr << "dino-train: " << warning << "\n";
+  }
   std::printf(
       "dino-train: %s: ViT dim %ld depth %ld heads %ld patch %ld, K %ld, %ld epochs x %ld "
-      "steps, batch %ld, %d threads\n",
+      "steps, batch %ld, %d threads%s%s\n",
       spec_path.c_str(), static_cast<long>(cfg.model.dim), static_cast<long>(cfg.model.depth),
       static_cast<long>(cfg.model.heads), static_cast<long>(cfg.model.patch_size),
       static_cast<long>(cfg.head.out_dim), static_cast<long>(cfg.optim.epochs),
       static_cast<long>(cfg.steps_per_epoch), static_cast<long>(cfg.global_batch()),
-      at::get_num_threads());
+      at::get_num_threads(), blas.empty() ? "" : ", ", blas.c_str());
   std::fflush(stdout);
 
   dino::run::RunCallbacks callbacks;

@@ -33,6 +33,7 @@
 #include "common/path_confinement.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/worker_metrics.h"
+#include "worker/dino/blas_kernels.h"
 
 int main(int argc, char** argv) {
   // Signals are taken by a watcher thread, which leaves or stops the agent cleanly. Blocked
@@ -152,8 +153,13 @@ int main(int argc, char** argv) {
     DINO_LOG(INFO) << "signal " << sig << ": stopping now";
     agent.Shutdown();
   });
+  const dino::BlasFacts blas_facts = dino::CurrentBlasFacts();
+  if (std::string warning = dino::BlasWarning(blas_facts); !warning.empty()) {
+    DINO_LOG(WARNING) << warning;
+  }
+  const std::string blas = dino::BlasDescription(blas_facts);
   DINO_LOG(INFO) << "dino-worker " << options.runner.device << " connecting to "
-                 << options.coordinator;
+                 << options.coordinator << (blas.empty() ? "" : absl::StrCat(" (", blas, ")"));
   agent.Run();
   // Wake the watcher if Run ended for another reason.
   finished.store(true);
