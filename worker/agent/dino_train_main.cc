@@ -158,8 +158,9 @@ int main(int argc, char** argv) {
     std::cerr << "\ndino-train: " << result.status() << "\n";
     return 1;
   }
-  std::printf("\ntrained %ld steps in %s\n", static_cast<long>(result->steps),
-              FormatDuration(result->train_seconds).c_str());
+  std::printf("\ntrained %ld steps in %s (%s without the k-NN evaluations between epochs)\n",
+              static_cast<long>(result->steps), FormatDuration(result->train_seconds).c_str(),
+              FormatDuration(result->train_seconds - result->eval_seconds).c_str());
   if (result->knn.has_value()) {
     std::printf("k-NN top-1 (k=%ld, T=%.2f) on the test split: %.2f%%\n",
                 static_cast<long>(spec->eval().knn_k()), spec->eval().knn_temperature(),

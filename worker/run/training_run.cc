@@ -298,7 +298,9 @@ absl::StatusOr<RunResult> TrainingRun::RunSteps(const RunCallbacks& callbacks) {
     const bool epoch_end = done % per_epoch == 0;
     if (epoch_end && options_.eval_every_epochs > 0 &&
         (done / per_epoch) % options_.eval_every_epochs == 0) {
+      const absl::Time eval_start = absl::Now();
       DINO_RETURN_IF_ERROR(Evaluate(callbacks, &result).status());
+      result.eval_seconds += absl::ToDoubleSeconds(absl::Now() - eval_start);
     }
     const bool periodic =
         options_.checkpoint_every_steps > 0 && done % options_.checkpoint_every_steps == 0;

@@ -115,7 +115,8 @@ struct RunResult {
   int64_t knn_step = -1;         // The step it was made at.
   std::string last_checkpoint;   // Empty on ranks other than 0.
   std::string exported_teacher;  // Empty unless rank 0 finished.
-  double train_seconds = 0;
+  double train_seconds = 0;      // From the first step to the last, evaluations between included.
+  double eval_seconds = 0;       // Of train_seconds, the k-NN evaluations between epochs.
 };
 
 class TrainingRun {

@@ -1,5 +1,6 @@
 // TrainingRun::EvaluateTeacher: the k-NN of the teacher without training (the random-init baseline
-// that `dino-train --eval-only` prints), on a tiny synthetic job.
+// that `dino-train --eval-only` prints), and the time a run spends in its evaluations, on a tiny
+// synthetic job.
 #include "worker/run/training_run.h"
 
 #include <gtest/gtest.h>
@@ -75,6 +76,35 @@ TEST(TrainingRunTest, EvaluateTeacherWithoutAnEvalSplitIsAFailedPrecondition) {
   ASSERT_TRUE(training.ok()) << training.status();
   absl::StatusOr<KnnResult> knn = (*training)->EvaluateTeacher({});
   EXPECT_EQ(knn.status().code(), absl::StatusCode::kFailedPrecondition) << knn.status();
+}
+
+TEST(TrainingRunTest, TheEvaluationsBetweenEpochsAreTimedApartFromTraining) {
+  for (const int64_t every : {int64_t{1}, int64_t{0}}) {
+    SCOPED_TRACE(absl::StrCat("eval_every_epochs ", every));
+    LocalCollectives collectives;
+    LocalGradientSync sync;
+    RunOptions options = TinyOptions(true);
+    options.eval_every_epochs = every;
+    options.work_dir += absl::StrCat("_every", every);
+    auto training = TrainingRun::Create(options, &collectives, &sync, DefaultFileSystem());
+    ASSERT_TRUE(training.ok()) << training.status();
+    int evals = 0;
+    RunCallbacks callbacks;
+    callbacks.on_eval = [&](const EvalInfo&) { ++evals; };
+    absl::StatusOr<RunResult> result = (*training)->Run(callbacks);
+    ASSERT_TRUE(result.ok()) << result.status();
+    const int64_t epochs = (*training)->trainer().config().optim.epochs;
+    ASSERT_GE(epochs, 2);
+    EXPECT_GT(result->train_seconds, 0);
+    if (every == 1) {
+      EXPECT_EQ(evals, epochs);  // After each epoch but the last, then the final one.
+      EXPECT_GT(result->eval_seconds, 0);
+      EXPECT_LT(result->eval_seconds, result->train_seconds);
+    } else {
+      EXPECT_EQ(evals, 1);  // The final one, after train_seconds.
+      EXPECT_EQ(result->eval_seconds, 0);
+    }
+  }
 }
 
 }  // namespace
