@@ -16,6 +16,7 @@
 #include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/watch_resume.h"
 
 namespace dino::client {
 namespace {
@@ -179,8 +180,10 @@ absl::Status DinoClient::WatchJob(const std::string& job_id, const WatchOptions&
     auto reader = stub_->WatchJob(&context, request);
     dino::v1::JobEvent event;
     bool stopped = false;
+    int64_t received_now = 0;
     while (reader->Read(&event)) {
       received_any = true;
+      ++received_now;
       last_contact = clock_->Now();
       backoff.Reset();
       retry = 0;
@@ -196,6 +199,12 @@ absl::Status DinoClient::WatchJob(const std::string& job_id, const WatchOptions&
     if (stopped || status.ok()) return absl::OkStatus();
     absl::Status error = FromGrpcStatus(status);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return error;
+    // A planned end after a page of events (common/watch_resume.h): resume at once, quietly.
+    // One that delivered nothing is treated as a failure, so a broken server cannot spin us.
+    if (received_now > 0 &&
+        context.GetServerTrailingMetadata().count(kWatchResumeMetadataKey) > 0) {
+      continue;
+    }
     // Never reached: the retries of a unary call. Reached before: the reconnect window.
     if ((!received_any && retry + 1 >= options_.max_attempts) ||
         clock_->Now() - last_contact > options_.reconnect_window) {

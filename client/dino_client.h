@@ -99,7 +99,9 @@ class DinoClient {
 
   // Follows the job's events until the stream ends OK (the job is terminal), `on_event` returns
   // false, or the coordinator stays unreachable for longer than options.reconnect_window. A broken
-  // stream is reopened after the last index seen; `on_reconnect` (optional) hears about it.
+  // stream is reopened after the last index seen, with backoff; `on_reconnect` (optional) hears
+  // about it. A stream the coordinator ends after a page of events (--max-watch-lag-events,
+  // common/watch_resume.h) is reopened at once, and on_reconnect does not hear about it.
   absl::Status WatchJob(const std::string& job_id, const WatchOptions& watch,
                         const WatchCallback& on_event,
                         const ReconnectCallback& on_reconnect = nullptr);

@@ -97,8 +97,9 @@ class Coordinator {
   // Sends the events after `after_index` to `sink`, then every new one, until the job ends.
   // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called). With
   // `max_backlog` > 0 the stored events are read in pages of that many, and when more than
-  // `max_backlog` of them are to be sent, the first `max_backlog` are followed by OnEnd(UNAVAILABLE)
-  // (the caller resumes after the last index it got).
+  // `max_backlog` of them are to be sent, the first `max_backlog` are followed by
+  // OnEnd(WatchResumeError(...)) (common/watch_resume.h: the caller resumes after the last index
+  // it got).
   absl::StatusOr<int64_t> Watch(const std::string& job_id, int64_t after_index, bool skip_progress,
                                 EventSink* sink, int64_t max_backlog = 0);
   void Unwatch(int64_t token);

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/watch_resume.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -124,7 +125,7 @@ absl::StatusOr<int64_t> Coordinator::Watch(const std::string& job_id, int64_t af
       cursor = event.index();
       if (skip_progress && event.has_progress()) continue;
       if (page > 0 && sent == page) {
-        sink->OnEnd(absl::UnavailableError(
+        sink->OnEnd(WatchResumeError(
             absl::StrCat("more than ", page,
                          " events to replay (--max-watch-lag-events); resume with "
                          "after_index = the last index received")));

@@ -13,6 +13,7 @@
 #include "common/grpc_status.h"
 #include "common/proto_utf8.h"
 #include "common/status_macros.h"
+#include "common/watch_resume.h"
 
 namespace dino::server {
 namespace {
@@ -44,24 +45,28 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequ
 // deletes) can never run before the token is known. The backlog is replayed at most `max_lag`
 // events per stream (Coordinator::Watch), and at most `max_lag` events wait in the queue: the next
 // one ends the stream with UNAVAILABLE once the queue is sent. Either way the client resumes after
-// the last index it got, from the store.
+// the last index it got, from the store; such an end carries `dino-watch-resume` in its trailing
+// metadata (common/watch_resume.h). The stream's --max-watch-streams slot is released when it
+// finishes, before the client sees its status, so the resumed stream is never refused for it.
 class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
  public:
-  // `limiter` counts this stream against `client` (server/limits.h) until OnDone.
-  WatchReactor(Coordinator* coordinator, const dino::v1::WatchJobRequest& request,
-               WatchStreamLimiter* limiter, std::string client, int64_t max_lag)
-      : coordinator_(coordinator),
+  // `limiter` counts this stream against `client` (server/limits.h) until it finishes.
+  WatchReactor(grpc::CallbackServerContext* context, Coordinator* coordinator,
+               const dino::v1::WatchJobRequest& request, WatchStreamLimiter* limiter,
+               std::string client, int64_t max_lag)
+      : context_(context),
+        coordinator_(coordinator),
         limiter_(limiter),
         client_(std::move(client)),
         max_lag_(static_cast<size_t>(std::max<int64_t>(1, max_lag))) {
-    absl::Status admitted = limiter_->Acquire(client_);
+    absl::Status admitted = limiter->Acquire(client_);
     absl::StatusOr<int64_t> token =
-        admitted.ok() ? coordinator_->Watch(request.job_id(), request.after_index(),
-                                            request.skip_progress(), this,
-                                            static_cast<int64_t>(max_lag_))
-                      : absl::StatusOr<int64_t>(admitted);
-    if (!admitted.ok()) limiter_ = nullptr;  // Nothing to release.
+        admitted.ok()
+            ? coordinator_->Watch(request.job_id(), request.after_index(), request.skip_progress(),
+                                  this, static_cast<int64_t>(max_lag_))
+            : absl::StatusOr<int64_t>(admitted);
     absl::MutexLock lock(&mu_);
+    if (!admitted.ok()) limiter_ = nullptr;  // Nothing to release.
     if (!token.ok()) {
       queue_.clear();
       end_ = token.status();
@@ -76,7 +81,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
     absl::MutexLock lock(&mu_);
     if (end_.has_value()) return;
     if (queue_.size() >= max_lag_) {
-      end_ = absl::UnavailableError(absl::StrCat(
+      end_ = WatchResumeError(absl::StrCat(
           "this watcher fell ", max_lag_,
           " events behind (--max-watch-lag-events); resume with after_index = the last index "
           "received"));
@@ -111,7 +116,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
 
   void OnDone() override {
     if (token_ > 0) coordinator_->Unwatch(token_);
-    if (limiter_ != nullptr) limiter_->Release(client_);
+    {
+      absl::MutexLock lock(&mu_);
+      ReleaseSlotLocked();  // Finish always ran first; kept for safety.
+    }
     delete this;
   }
 
@@ -129,21 +137,32 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
       StartWrite(&current_);
       return;
     }
-    if (end_.has_value()) FinishLocked(ToGrpcStatus(*end_));
+    if (end_.has_value()) {
+      if (IsWatchResume(*end_)) context_->AddTrailingMetadata(kWatchResumeMetadataKey, "1");
+      FinishLocked(ToGrpcStatus(*end_));
+    }
   }
 
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     finished_ = true;
+    ReleaseSlotLocked();
     Finish(status);
   }
 
+  void ReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (limiter_ != nullptr) limiter_->Release(client_);
+    limiter_ = nullptr;
+  }
+
+  grpc::CallbackServerContext* const context_;
   Coordinator* const coordinator_;
-  WatchStreamLimiter* limiter_;  // Null when the stream was refused. Written in the constructor.
+  absl::Mutex mu_;
+  // Null when the stream was refused or has released its slot.
+  WatchStreamLimiter* limiter_ ABSL_GUARDED_BY(mu_);
   const std::string client_;
   const size_t max_lag_;
   int64_t token_ = 0;  // Written once in the constructor, before any Finish.
-  absl::Mutex mu_;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -265,7 +284,7 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(
     std::optional<Principal> principal = calls_->Caller(context);
     if (principal.has_value()) caller = principal->name;
   }
-  return new WatchReactor(coordinator_, *request, watch_streams_.get(),
+  return new WatchReactor(context, coordinator_, *request, watch_streams_.get(),
                           ClientKey(context->peer(), caller), limits_.max_watch_lag_events);
 }
 

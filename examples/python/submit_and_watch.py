@@ -95,7 +95,11 @@ def main():
             if e.code() != grpc.StatusCode.UNAVAILABLE:
                 print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
                 return 1
-            time.sleep(1.0)  # The coordinator restarts: resume after last_index.
+            # Resume after last_index: at once when the coordinator ended the stream after a page
+            # of events (--max-watch-lag-events), after a pause when it is restarting.
+            trailers = e.trailing_metadata() or ()
+            if not any(key == "dino-watch-resume" for key, _ in trailers):
+                time.sleep(1.0)
     return 0 if final_state == job_pb2.JOB_STATE_SUCCEEDED else 1
 
 

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "common/sha256.h"
@@ -182,6 +183,57 @@ TEST_F(DinoClientTest, WatchResumesAfterACoordinatorRestart) {
   EXPECT_THAT(indexes, ElementsAre(1, 2, 3, 4));  // Nothing lost, nothing twice.
   EXPECT_GE(reconnects, 1);
   EXPECT_GE(coordinator_.service().watch_calls(), 2);
+}
+
+// Real time that counts the client's backoff sleeps.
+class SleepCountingClock final : public Clock {
+ public:
+  absl::Time Now() const override { return RealClock::Get()->Now(); }
+  void SleepUntil(absl::Time deadline) override {
+    ++sleeps;
+    RealClock::Get()->SleepUntil(deadline);
+  }
+  std::atomic<int> sleeps{0};
+};
+
+TEST_F(DinoClientTest, WatchResumesAPagedReplayAtOnceAndQuietly) {
+  dino::v1::Job job;
+  job.set_id("job-1");
+  coordinator_.service().AddJob(job);
+  coordinator_.service().AppendEvent(
+      "job-1", StateChange(dino::v1::JOB_STATE_UNSPECIFIED, dino::v1::JOB_STATE_RUNNING));
+  for (int step = 1; step <= 9; ++step) coordinator_.service().AppendEvent("job-1", Progress(step));
+  coordinator_.service().AppendEvent(
+      "job-1", StateChange(dino::v1::JOB_STATE_RUNNING, dino::v1::JOB_STATE_SUCCEEDED));
+  coordinator_.service().SetWatchPage(3);  // 11 events: 3 + 3 + 3 + 2.
+  SleepCountingClock clock;
+  DinoClientOptions options = FastOptions(coordinator_.address());
+  options.clock = &clock;
+  auto client = DinoClient::Create(options);
+  std::vector<int64_t> indexes;
+  int reconnects = 0;
+  absl::Status status = client->WatchJob(
+      "job-1", {},
+      [&](const dino::v1::JobEvent& e) {
+        indexes.push_back(e.index());
+        return true;
+      },
+      [&](const absl::Status&) { ++reconnects; });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(indexes, ElementsAre(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
+  EXPECT_EQ(coordinator_.service().watch_calls(), 4);
+  EXPECT_EQ(reconnects, 0);
+  EXPECT_EQ(clock.sleeps.load(), 0);
+
+  // The same end with no event (a broken server) is a failure like any other: retried with
+  // backoff and reported, and returned once the retries are used up.
+  coordinator_.service().SetWatchPage(0);
+  status = client->WatchJob(
+      "job-1", {}, [&](const dino::v1::JobEvent&) { return true; },
+      [&](const absl::Status&) { ++reconnects; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_GE(reconnects, 1);
+  EXPECT_GE(clock.sleeps.load(), 1);
 }
 
 TEST_F(DinoClientTest, WatchStopsWhenTheCallbackSaysSo) {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/watch_resume.h"
 
 namespace dino::client::testing {
 namespace {
@@ -87,6 +88,11 @@ void FakeJobService::SetPageSize(int jobs) {
   absl::MutexLock lock(&mu_);
   page_size_ = jobs;
 }
+void FakeJobService::SetWatchPage(int events) {
+  absl::MutexLock lock(&mu_);
+  watch_page_ = events;
+}
+
 void FakeJobService::SetShuttingDown(bool shutting_down) {
   absl::MutexLock lock(&mu_);
   shutting_down_ = shutting_down;
@@ -217,10 +223,15 @@ grpc::Status FakeJobService::WatchJob(grpc::ServerContext* context,
   if (events_.find(request->job_id()) == events_.end()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no job " + request->job_id());
   }
+  int sent = 0;
   while (true) {
     if (shutting_down_) return Unavailable("the coordinator is shutting down");
     const auto& events = events_[request->job_id()];
     while (next <= static_cast<int64_t>(events.size())) {
+      if (watch_page_ >= 0 && sent == watch_page_) {
+        context->AddTrailingMetadata(kWatchResumeMetadataKey, "1");
+        return Unavailable("more than a page of events to replay");
+      }
       dino::v1::JobEvent event = events[next - 1];
       ++next;
       if (request->skip_progress() && event.has_progress()) continue;
@@ -228,6 +239,7 @@ grpc::Status FakeJobService::WatchJob(grpc::ServerContext* context,
       bool written = writer->Write(event);
       mu_.Lock();
       if (!written) return grpc::Status::CANCELLED;
+      ++sent;
       if (event.has_state_change() && IsTerminal(event.state_change().to_state())) {
         return grpc::Status::OK;
       }

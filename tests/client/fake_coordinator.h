@@ -48,6 +48,10 @@ class FakeJobService final : public dino::v1::JobService::Service {
   void SetPageSize(int jobs);
   // While set, open WatchJob streams end with UNAVAILABLE (a coordinator shutting down).
   void SetShuttingDown(bool shutting_down);
+  // A WatchJob stream ends after `events` events with UNAVAILABLE and the dino-watch-resume
+  // trailer, as the coordinator's --max-watch-lag-events does; -1 (the default) = never, 0 = at
+  // once, with no event (a broken server).
+  void SetWatchPage(int events);
 
   // --- Observations ---
   int submit_calls() const;
@@ -94,6 +98,7 @@ class FakeJobService final : public dino::v1::JobService::Service {
   int chunk_size_ ABSL_GUARDED_BY(mu_) = 1024;
   int page_size_ ABSL_GUARDED_BY(mu_) = 50;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  int watch_page_ ABSL_GUARDED_BY(mu_) = -1;
   int submit_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int watch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int64_t> download_offsets_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,7 @@
 #include <memory>
 #include <string>
 
+#include "common/watch_resume.h"
 #include "gtest/gtest.h"
 #include "server/coordinator.h"
 #include "tests/server/coordinator_fixture.h"
@@ -60,6 +61,7 @@ TEST_F(CoordinatorWatchTest, WatchReplaysABoundedBacklogInPagesAndMissesNothing)
   EXPECT_EQ(first.events().back().index(), 8);
   ASSERT_TRUE(first.ended());
   EXPECT_EQ(first.end_status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(IsWatchResume(first.end_status())) << first.end_status();
   RecordingSink rest;
   auto token = coordinator_->Watch(job, 16, false, &rest, 8);
   ASSERT_TRUE(token.ok());
