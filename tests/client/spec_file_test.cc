@@ -228,10 +228,10 @@ TEST(ExamplesTest, FashionMnistIsTheSmallCpuViT) {
   EXPECT_EQ(spec->augmentation().local_crop_size(), 14);
   EXPECT_EQ(spec->augmentation().n_local_crops(), 4);
   EXPECT_EQ(spec->optim().batch_size_per_rank(), 128);
-  EXPECT_EQ(spec->optim().epochs(), 7);
+  EXPECT_EQ(spec->optim().epochs(), 9);
   EXPECT_DOUBLE_EQ(spec->optim().lr(), 0.002);
   EXPECT_EQ(spec->optim().warmup_epochs(), 1);
-  EXPECT_EQ(spec->optim().freeze_last_layer(), 7);
+  EXPECT_EQ(spec->optim().freeze_last_layer(), 9);
   EXPECT_DOUBLE_EQ(spec->augmentation().local_crop_scale_min(), 0.14);
   EXPECT_DOUBLE_EQ(spec->model().drop_path_rate(), 0);
   EXPECT_DOUBLE_EQ(spec->dino().teacher_temp(), 0.04);
