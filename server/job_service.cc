@@ -115,11 +115,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
   }
 
   void OnDone() override {
+    // Finish ran first (gRPC calls OnDone only after it), and released the slot.
     if (token_ > 0) coordinator_->Unwatch(token_);
-    {
-      absl::MutexLock lock(&mu_);
-      ReleaseSlotLocked();  // Finish always ran first; kept for safety.
-    }
     delete this;
   }
 
@@ -146,13 +143,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public Eve
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     finished_ = true;
-    ReleaseSlotLocked();
-    Finish(status);
-  }
-
-  void ReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (limiter_ != nullptr) limiter_->Release(client_);
     limiter_ = nullptr;
+    Finish(status);
   }
 
   grpc::CallbackServerContext* const context_;
