@@ -1,5 +1,5 @@
-// Coordinator: jobs, attempts, scheduling, events and liveness. The worker-facing RPCs are in
-// coordinator_workers.cc.
+// Coordinator: jobs, attempts, events and liveness. Scheduling is in coordinator_scheduling.cc, the
+// worker-facing RPCs in coordinator_workers.cc.
 #include "server/coordinator.h"
 
 #include <algorithm>
@@ -10,7 +10,6 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/job_spec.h"
-#include "server/scheduler.h"
 
 namespace dino::server {
 
@@ -28,10 +27,6 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
   ts.set_seconds(micros / 1000000);
   ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
   return ts;
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 int64_t SeqOf(const std::string& id) {
@@ -249,121 +244,6 @@ absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std:
   DINO_LOG(INFO) << "job " << job_id << " cancelled: " << message;
   ScheduleLocked();
   return entry->job;
-}
-
-void Coordinator::ScheduleLocked() {
-  if (shutting_down_) return;
-  std::vector<PendingJob> queue;
-  for (const auto& [id, entry] : jobs_) {
-    const JobState state = entry.job.state();
-    if (state != dino::v1::JOB_STATE_QUEUED && state != dino::v1::JOB_STATE_RESTARTING) continue;
-    PendingJob pending;
-    pending.job_id = id;
-    pending.priority = entry.job.spec().priority();
-    pending.submit_time = FromProto(entry.job.submit_time());
-    pending.world_size = entry.job.spec().resources().world_size();
-    pending.device = entry.job.spec().resources().device();
-    queue.push_back(pending);
-  }
-  if (metrics_ != nullptr) metrics_->queue_length->Set(static_cast<double>(queue.size()));
-  if (queue.empty()) return;
-  std::vector<const WorkerEntry*> idle_entries;
-  for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr &&
-        !worker.leaving) {
-      idle_entries.push_back(&worker);
-    }
-  }
-  std::sort(idle_entries.begin(), idle_entries.end(),
-            [](const WorkerEntry* a, const WorkerEntry* b) { return a->seq < b->seq; });
-  std::vector<IdleWorker> idle;
-  for (const WorkerEntry* worker : idle_entries) {
-    idle.push_back(IdleWorker{worker->info.id(), worker->info.device_kind()});
-  }
-  SchedulePlan plan = PlanGangs(std::move(queue), idle);
-  for (const GangPlacement& placement : plan.placements) {
-    absl::Status status = StartAttemptLocked(jobs_.at(placement.job_id), placement.worker_ids);
-    if (!status.ok()) {
-      DINO_LOG(ERROR) << "could not start an attempt of " << placement.job_id << ": " << status;
-    }
-  }
-}
-
-absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
-                                             const std::vector<std::string>& worker_ids) {
-  Job updated = entry.job;
-  Attempt* attempt = updated.add_attempts();
-  attempt->set_number(updated.attempts_size());
-  attempt->set_state(dino::v1::ATTEMPT_STATE_RUNNING);
-  *attempt->mutable_start_time() = NowProto();
-  absl::StatusOr<StoredCheckpoint> resume = checkpoints_->Resolve(updated.id(), "latest");
-  if (resume.ok()) {
-    attempt->set_resume_checkpoint_id(resume->info.id());
-    attempt->set_resume_step(resume->info.step());
-  } else if (!absl::IsNotFound(resume.status())) {
-    return resume.status();
-  }
-  for (size_t rank = 0; rank < worker_ids.size(); ++rank) {
-    const WorkerEntry& worker = workers_.at(worker_ids[rank]);
-    auto* r = attempt->add_ranks();
-    r->set_rank(static_cast<int32_t>(rank));
-    r->set_worker_id(worker.info.id());
-    r->set_worker_name(worker.info.name());
-    r->set_rendezvous_address(worker.info.rendezvous_address());
-  }
-  if (!updated.has_start_time()) *updated.mutable_start_time() = attempt->start_time();
-  updated.set_restarts(CountedRestarts(updated));
-  const std::string message =
-      absl::StrCat("attempt ", attempt->number(), " on ", worker_ids.size(), " workers",
-                   resume.ok() ? absl::StrCat(", resuming from step ", resume->info.step()) : "");
-  std::vector<JobEvent> events = {StateEventLocked(updated, dino::v1::JOB_STATE_RUNNING,
-                                                   dino::v1::FAILURE_REASON_UNSPECIFIED, message)};
-  events[0].mutable_state_change()->set_attempt(attempt->number());
-  updated.set_state(dino::v1::JOB_STATE_RUNNING);
-  updated.set_message(message);
-  const absl::Time queued_since = entry.queued_since;
-  DINO_RETURN_IF_ERROR(CommitLocked(entry, std::move(updated), std::move(events)));
-  if (metrics_ != nullptr) {
-    metrics_->scheduling_latency->Observe(absl::ToDoubleSeconds(clock_->Now() - queued_since));
-  }
-  const Attempt& started = entry.job.attempts(entry.job.attempts_size() - 1);
-  for (const auto& rank : started.ranks()) {
-    WorkerEntry& worker = workers_.at(rank.worker_id());
-    worker.info.set_state(dino::v1::WORKER_STATE_BUSY);
-    worker.info.set_job_id(entry.job.id());
-    worker.info.set_attempt(started.number());
-    worker.info.set_rank(rank.rank());
-    SaveWorkerLocked(worker);
-    if (worker.channel != nullptr) {
-      worker.channel->Send(
-          AssignmentLocked(entry.job, rank.rank(), resume.ok() ? &resume->info : nullptr));
-    }
-  }
-  DINO_LOG(INFO) << "job " << entry.job.id() << ": " << message;
-  UpdateGaugesLocked();
-  return absl::OkStatus();
-}
-
-CoordinatorMessage Coordinator::AssignmentLocked(const Job& job, int32_t rank,
-                                                 const dino::v1::CheckpointInfo* resume) {
-  const Attempt& attempt = job.attempts(job.attempts_size() - 1);
-  CoordinatorMessage message;
-  auto* assignment = message.mutable_assignment();
-  assignment->set_job_id(job.id());
-  assignment->set_attempt(attempt.number());
-  assignment->set_rank(rank);
-  assignment->set_world_size(attempt.ranks_size());
-  assignment->set_master_address(attempt.ranks(0).rendezvous_address());
-  assignment->set_store_prefix(absl::StrCat(job.id(), "/attempt-", attempt.number()));
-  *assignment->mutable_spec() = job.spec();
-  if (resume != nullptr) {
-    *assignment->mutable_resume_checkpoint() = *resume;
-  } else if (!attempt.resume_checkpoint_id().empty()) {
-    absl::StatusOr<StoredCheckpoint> stored =
-        checkpoints_->Resolve(job.id(), attempt.resume_checkpoint_id());
-    if (stored.ok()) *assignment->mutable_resume_checkpoint() = stored->info;
-  }
-  return message;
 }
 
 void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
