@@ -132,11 +132,13 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
     event.set_job_id(updated.id());
     *event.mutable_time() = now;
   }
-  DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events));
   const bool was_queued = entry.job.state() == dino::v1::JOB_STATE_QUEUED ||
                           entry.job.state() == dino::v1::JOB_STATE_RESTARTING;
   const bool queued = updated.state() == dino::v1::JOB_STATE_QUEUED ||
                       updated.state() == dino::v1::JOB_STATE_RESTARTING;
+  // Set by the scheduling pass while the job waits, and meaningless once it does not.
+  if (!queued) updated.clear_queued_reason();
+  DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events));
   if (queued && !was_queued) entry.queued_since = clock_->Now();
   entry.job = std::move(updated);
   const bool terminal = IsTerminal(entry.job.state());

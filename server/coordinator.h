@@ -136,7 +136,8 @@ class Coordinator {
 
   // ---- Time ----
   // Declares workers silent for longer than worker_timeout dead (failing their attempts) and
-  // schedules queued jobs.
+  // schedules queued jobs. Every scheduling pass (here, and after a submission, a cancellation
+  // or a change of the fleet) sets Job.queued_reason of each job it leaves waiting.
   void Tick();
   // Ends every worker stream and watch with UNAVAILABLE and refuses new work. Idempotent.
   void Shutdown();

@@ -1,6 +1,8 @@
 // Coordinator: scheduling passes and the start of an attempt (the policy itself is PlanGangs in
 // scheduler.h).
 #include <algorithm>
+#include <map>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -54,11 +56,27 @@ void Coordinator::ScheduleLocked() {
   for (const WorkerEntry* worker : idle_entries) {
     idle.push_back(IdleWorker{worker->info.id(), worker->info.device_kind()});
   }
+  RegisteredWorkers registered;
+  for (const auto& [id, worker] : workers_) {
+    if (worker.info.state() != dino::v1::WORKER_STATE_DEAD) ++registered[worker.info.device_kind()];
+  }
+  std::map<std::string, PendingJob> pending_by_id;
+  for (const PendingJob& pending : queue) pending_by_id.emplace(pending.job_id, pending);
   SchedulePlan plan = PlanGangs(std::move(queue), idle);
+  // Job.queued_reason is derived from this pass, so it is set in memory only: it is not a
+  // transition (no event, no store write per pass); CommitLocked clears it when the job starts.
+  for (const WaitingJob& waiting : plan.waiting) {
+    jobs_.at(waiting.job_id)
+        .job.set_queued_reason(
+            QueuedReason(pending_by_id.at(waiting.job_id), waiting, plan, registered));
+  }
   for (const GangPlacement& placement : plan.placements) {
-    absl::Status status = StartAttemptLocked(jobs_.at(placement.job_id), placement.worker_ids);
+    JobEntry& entry = jobs_.at(placement.job_id);
+    absl::Status status = StartAttemptLocked(entry, placement.worker_ids);
     if (!status.ok()) {
       DINO_LOG(ERROR) << "could not start an attempt of " << placement.job_id << ": " << status;
+      entry.job.set_queued_reason(
+          absl::StrCat("a gang was found but the attempt could not start: ", status.message()));
     }
   }
 }

@@ -9,10 +9,14 @@
 //   device kind, so smaller jobs behind it cannot starve it; jobs of other device kinds still run.
 // - Ranks follow the order of the idle workers given (the caller passes them sorted by id).
 //
+// - Every job that does not start is listed in `waiting`, and QueuedReason says why in words for
+//   Job.queued_reason, from the plan and the fleet.
+//
 // Thread-safety: stateless. Failure: none; a job that cannot run is simply not in the result.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,12 +43,36 @@ struct GangPlacement {
   std::vector<std::string> worker_ids;  // Index = rank.
 };
 
+// A job the plan does not start.
+struct WaitingJob {
+  std::string job_id;
+  // The job ahead of it that reserved the idle workers of its device kind; empty when it is that
+  // job itself (fewer idle workers of its kind than its world_size).
+  std::string behind;
+};
+
 struct SchedulePlan {
   std::vector<GangPlacement> placements;
   // The job holding a reservation per device kind, if any (for logs and tests).
   std::vector<std::string> reserved_for;
+  // In queue order.
+  std::vector<WaitingJob> waiting;
+  // Per device kind: the idle workers that no placement took.
+  std::map<dino::v1::DeviceKind, int64_t> idle_left;
 };
 
 SchedulePlan PlanGangs(std::vector<PendingJob> queue, const std::vector<IdleWorker>& idle);
+
+// The workers of each device kind that are registered and not dead (busy, idle, leaving or not yet
+// connected); a kind with none may be absent.
+using RegisteredWorkers = std::map<dino::v1::DeviceKind, int64_t>;
+
+// Why `job` waits after `plan`, for people, e.g.
+//   waiting for 2 idle CPU workers: 1 of 3 registered CPU workers is idle
+//   waiting for 1 idle CUDA worker: no CUDA worker is registered (3 CPU workers do not match)
+//   waiting for 1 idle CPU worker behind job-4, which is ahead in the queue and holds the idle
+//   CPU workers (3 of 5 registered are idle)
+std::string QueuedReason(const PendingJob& job, const WaitingJob& waiting, const SchedulePlan& plan,
+                         const RegisteredWorkers& registered);
 
 }  // namespace dino::server
