@@ -1,12 +1,15 @@
 // dino-worker: joins a dinotrain coordinator and trains the job ranks it is assigned.
 //
-//   dino-worker --coordinator HOST:PORT --device cpu|cuda:N --threads N --rendezvous-port P
+//   dino-worker --coordinator HOST:PORT --device cpu|cuda[:N] --threads N --rendezvous-port P
 //               [--metrics-port P] [--name NAME] [--work-dir DIR] [--advertise-host HOST]
 //               [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]
 //
 // --token-file holds the worker's bearer token (a `worker` role in the coordinator's
 // --auth-tokens); --tls-ca verifies a coordinator that serves TLS, --tls-cert/--tls-key are the
 // client certificate when it requires mTLS.
+//
+// --device cuda[:N] needs a CUDA build (DINO_WITH_CUDA) and device N visible to LibTorch; without
+// them the worker exits 2 at startup, before it registers, with one line saying what it found.
 //
 // Several workers can run on one machine with different rendezvous ports (and work dirs). The
 // worker keeps retrying an unreachable coordinator with backoff.
@@ -32,6 +35,7 @@
 #include "common/metrics_process.h"
 #include "common/path_confinement.h"
 #include "worker/agent/agent.h"
+#include "worker/agent/device_check.h"
 #include "worker/agent/worker_metrics.h"
 #include "worker/dino/blas_kernels.h"
 
@@ -52,12 +56,9 @@ int main(int argc, char** argv) {
   options.runner.work_dir = "dino-worker-data";
   app.add_option("--coordinator", options.coordinator, "Coordinator address HOST:PORT")
       ->capture_default_str();
-  app.add_option("--device", options.runner.device, "cpu or cuda:N")
-      ->capture_default_str()
-      ->check([](const std::string& d) -> std::string {
-        if (d == "cpu" || d.rfind("cuda:", 0) == 0) return "";
-        return "must be cpu or cuda:N";
-      });
+  // Checked after parsing (CheckWorkerDevice), so that a malformed value and an unusable device
+  // get the same one-line message and exit code.
+  app.add_option("--device", options.runner.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--threads", options.runner.threads, "Intra-op threads; 0 = all cores")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -92,6 +93,12 @@ int main(int argc, char** argv) {
       "Example: dino-worker --coordinator localhost:50051 --device cpu --threads 2 "
       "--rendezvous-port 29500");
   CLI11_PARSE(app, argc, argv);
+  // Before anything connects: a worker that registered as cuda:N without a usable device would be
+  // given every CUDA job and fail each attempt.
+  if (absl::Status device = dino::agent::CheckWorkerDevice(options.runner.device); !device.ok()) {
+    std::cerr << "dino-worker: " << device.message() << "\n";
+    return 2;
+  }
   options.runner.collective_timeout = absl::Seconds(timeout_seconds);
   if (!data_roots.empty()) {
     absl::StatusOr<dino::PathConfinement> roots = dino::PathConfinement::FromFlag(data_roots);
