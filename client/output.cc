@@ -150,12 +150,19 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
 }
 
 std::string FormatJobsTable(const std::vector<dino::v1::Job>& jobs, absl::Time now) {
+  // The WAITING column only when a job waits, so that a table of running and finished jobs keeps
+  // its width; it is last because the reasons are long.
+  const bool waiting = std::any_of(jobs.begin(), jobs.end(), [](const dino::v1::Job& job) {
+    return !job.queued_reason().empty();
+  });
   std::vector<std::vector<std::string>> rows = {
       {"ID", "NAME", "STATE", "PROGRESS", "AGE", "RESTARTS"}};
+  if (waiting) rows[0].push_back("WAITING");
   for (const auto& job : jobs) {
     rows.push_back({job.id(), job.spec().name().empty() ? "-" : job.spec().name(),
                     ShortStateName(job.state()), FormatProgress(job),
                     FormatAge(job.submit_time(), now), absl::StrCat(job.restarts())});
+    if (waiting) rows.back().push_back(job.queued_reason().empty() ? "-" : job.queued_reason());
   }
   return FormatTable(rows);
 }
@@ -275,6 +282,8 @@ std::string FormatJobDescription(const dino::v1::Job& job,
   }
   head.push_back({"State:", state});
   if (!job.message().empty()) head.push_back({"Message:", job.message()});
+  // Set by the coordinator while the job is QUEUED or RESTARTING.
+  if (!job.queued_reason().empty()) head.push_back({"Waiting:", job.queued_reason()});
   std::vector<std::string> labels;
   for (const auto& [k, v] :
        std::map<std::string, std::string>(job.spec().labels().begin(), job.spec().labels().end())) {

@@ -37,6 +37,7 @@ std::string FormatProgress(const dino::v1::Job& job);
 // Aligns rows into columns (the first row is the header).
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 
+// A WAITING column (Job.queued_reason) is added when at least one job has a reason.
 std::string FormatJobsTable(const std::vector<dino::v1::Job>& jobs, absl::Time now);
 std::string FormatJobsJson(const std::vector<dino::v1::Job>& jobs);
 

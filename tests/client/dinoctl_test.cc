@@ -258,6 +258,36 @@ TEST_F(DinoctlTest, GetGolden) {
   EXPECT_THAT(yaml.out, HasSubstr("state: JOB_STATE_SUCCEEDED"));
 }
 
+TEST_F(DinoctlTest, GetAndListSayWhyAQueuedJobWaits) {
+  const std::string reason =
+      "waiting for 1 idle CUDA worker: no CUDA worker is registered (3 CPU workers do not match)";
+  dino::v1::Job queued;
+  queued.set_id("job-3");
+  queued.mutable_spec()->set_name("gpu");
+  queued.set_state(dino::v1::JOB_STATE_QUEUED);
+  queued.set_message("waiting for a gang of workers");
+  queued.set_queued_reason(reason);
+  *queued.mutable_submit_time() = At(kNow - 30);
+  coordinator_.service().AddJob(queued);
+
+  Result get = Run({"get", "job-3"});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("State:      QUEUED\n"));
+  EXPECT_THAT(get.out, HasSubstr("Waiting:    " + reason + "\n"));
+  Result json = Run({"get", "job-3", "-o", "json"});
+  EXPECT_THAT(json.out, HasSubstr("\"queuedReason\": \"" + reason + "\""));
+  // A job that does not wait has no such line.
+  EXPECT_THAT(Run({"get", "job-1"}).out, Not(HasSubstr("Waiting:")));
+
+  Result list = Run({"list"});
+  EXPECT_EQ(list.code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("RESTARTS  WAITING\n"));
+  EXPECT_THAT(list.out, HasSubstr("job-3  gpu      QUEUED     -         30s  0         " + reason));
+  EXPECT_THAT(list.out, HasSubstr("job-2  -        RUNNING    25%       90s  0         -\n"));
+  // Without a waiting job the table keeps its columns (the golden list.table).
+  EXPECT_THAT(Run({"list", "--state", "running"}).out, Not(HasSubstr("WAITING")));
+}
+
 TEST_F(DinoctlTest, MetricsGolden) {
   Result table = Run({"metrics", "job-1"});
   EXPECT_EQ(table.code, 0) << table.err;
