@@ -1,67 +1,83 @@
-# dinotrain CUDA worker: dino-worker (and dinoctl) linked against the LibTorch 2.x with CUDA and
-# NCCL that ships in the official PyTorch image.
+# dinotrain CUDA worker on Debian 12: dino-worker (and dinoctl) linked against the pinned CUDA
+# LibTorch of scripts/install-torch-cuda (PyPI's torch 2.11.0 for CUDA 13.0 with its nvidia-*
+# wheels: CUDA runtime, cuBLAS, cuDNN, NCCL) and Debian 12's gRPC 1.51, Protobuf 3.21 and Abseil
+# 20220623: the combination that `make test-cuda` and scripts/gpu-check build and test.
 #
 #   docker build -f deploy/docker/cuda-worker.Dockerfile -t dinotrain-worker:cuda .
 #   docker run --gpus 1 dinotrain-worker:cuda --coordinator HOST:50051 --device cuda:0 ...
 #
-# The PyTorch 2.7+ wheels use the C++11 ABI (checked below), so the C++ dependencies may come from
-# Ubuntu. gRPC and Abseil are built from source at the versions Debian 12 ships (1.51.1,
-# 20220623), which are the ones the code is written against; Ubuntu 22.04's are older.
-# Multi-stage: the runtime stage is the smaller -runtime flavour of the same PyTorch image with
-# the worker, the shared libraries built here, and a non-root user.
-ARG PYTORCH_TAG=2.7.1-cuda12.6-cudnn9
-FROM pytorch/pytorch:${PYTORCH_TAG}-devel AS build
-ARG GRPC_VERSION=v1.51.1
-ARG ABSL_VERSION=20220623.1
+# build: the Debian packages of the CUDA tree without LibTorch (as scripts/gpu-bundle-deps lists
+# them; Gloo's headers from libgloo-dev, nothing else of Gloo), NVIDIA's CUDA 13.0 compiler and
+# library headers from its Debian 12 repository (Torch's CMake package needs nvcc and the CUDA
+# libraries' targets; nothing here compiles device code, so TORCH_CUDA_ARCH_LIST stays at the
+# top-level default), and torch from scripts/install-torch-cuda, whose last line is the torch
+# package folder that goes on CMAKE_PREFIX_PATH. The top-level CMakeLists.txt finds Protobuf and
+# gRPC before Torch and hides the wheel's bundled protobuf headers.
+# worker: Debian 12 slim with the runtime halves of those packages, the torch environment (LibTorch
+# and the CUDA libraries it loads; the driver comes from the host through the NVIDIA container
+# toolkit), and the non-root user dinotrain (uid 10001).
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+ARG CUDA_REPO=https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64
+# NVIDIA's package suffix for CUDA 13.0, the CUDA of the torch 2.11.0 wheel.
+ARG CUDA_PKG=13-0
+
+FROM ${DEBIAN_IMAGE} AS build
+ARG CUDA_REPO
+ARG CUDA_PKG
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
+ADD ${CUDA_REPO}/cuda-keyring_1.1-1_all.deb /tmp/cuda-keyring.deb
+RUN dpkg -i /tmp/cuda-keyring.deb && rm /tmp/cuda-keyring.deb \
+ && apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build git pkg-config ca-certificates libssl-dev zlib1g-dev \
-      libsqlite3-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev libjpeg-turbo8-dev libpng-dev \
+      build-essential cmake ninja-build lld pkg-config python3-venv ca-certificates \
+      libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev \
+      libgloo-dev libsqlite3-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev \
+      libjpeg62-turbo-dev libpng-dev zlib1g-dev libssl-dev \
+      cuda-minimal-build-${CUDA_PKG} cuda-libraries-dev-${CUDA_PKG} cuda-nvtx-${CUDA_PKG} \
  && rm -rf /var/lib/apt/lists/*
-RUN python -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda); \
-sys.exit(0 if torch.compiled_with_cxx11_abi() else 'this LibTorch uses the pre-C++11 ABI')"
-# Abseil, then gRPC (with its bundled protobuf) on that Abseil, into /opt/deps.
-RUN git clone --depth 1 -b ${ABSL_VERSION} https://github.com/abseil/abseil-cpp /tmp/absl \
- && cmake -S /tmp/absl -B /tmp/absl/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=17 \
-      -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DBUILD_SHARED_LIBS=ON -DCMAKE_INSTALL_PREFIX=/opt/deps \
-      -DABSL_PROPAGATE_CXX_STD=ON \
- && cmake --build /tmp/absl/b && cmake --install /tmp/absl/b \
- && git clone --depth 1 -b ${GRPC_VERSION} --recurse-submodules --shallow-submodules \
-      https://github.com/grpc/grpc /tmp/grpc \
- && cmake -S /tmp/grpc -B /tmp/grpc/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=17 \
-      -DBUILD_SHARED_LIBS=ON -DCMAKE_INSTALL_PREFIX=/opt/deps -DCMAKE_PREFIX_PATH=/opt/deps \
-      -DgRPC_INSTALL=ON -DgRPC_BUILD_TESTS=OFF -DgRPC_ABSL_PROVIDER=package \
-      -DgRPC_SSL_PROVIDER=package -DgRPC_ZLIB_PROVIDER=package \
- && cmake --build /tmp/grpc/b && cmake --install /tmp/grpc/b \
- && rm -rf /tmp/absl /tmp/grpc
+ENV PATH=/usr/local/cuda/bin:${PATH}
+# torch==2.11.0 (CUDA 13.0) into /opt/dinotrain/torch-2.11.0-cu130; the wheel cache goes with
+# this layer.
+COPY scripts/install-torch-cuda /src/scripts/install-torch-cuda
+RUN DINO_WHEEL_CACHE=/tmp/wheels bash /src/scripts/install-torch-cuda | tail -n 1 > /opt/dinotrain/torch-dir \
+ && rm -rf /tmp/wheels /root/.cache/pip \
+ && echo "torch package folder: $(cat /opt/dinotrain/torch-dir)"
 COPY . /src
 WORKDIR /src
-RUN TORCH_PREFIX=$(python -c 'import torch; print(torch.utils.cmake_prefix_path)') \
- && cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDINO_WITH_CUDA=ON \
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDINO_WITH_CUDA=ON \
       -DDINO_BUILD_TESTS=OFF -DDINO_BUILD_BENCH=OFF \
-      -DCMAKE_PREFIX_PATH="${TORCH_PREFIX};/opt/deps" -DCMAKE_CUDA_ARCHITECTURES="80;86;89;90" \
- && cmake --build /build --target dino-worker dinoctl \
- && mkdir -p /out/bin && cp /build/worker/agent/dino-worker /build/client/dinoctl /build/client/dinoctl-export /out/bin/
+      -DCMAKE_PREFIX_PATH="$(cat /opt/dinotrain/torch-dir)" \
+ && cmake --build /build -j"$(nproc)" --target dino-worker dinoctl \
+ && mkdir -p /out/bin \
+ && cp /build/worker/agent/dino-worker /build/client/dinoctl /build/client/dinoctl-export /out/bin/ \
+ && strip --strip-unneeded /out/bin/*
 
-FROM pytorch/pytorch:${PYTORCH_TAG}-runtime AS worker
+FROM ${DEBIAN_IMAGE} AS worker
 ENV DEBIAN_FRONTEND=noninteractive
+# The runtime halves of the build's -dev packages (objdump -p: NEEDED); python3 for the torch
+# environment and healthcheck.py.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libsqlite3-0 libcivetweb1 libyaml-cpp0.7 libjpeg-turbo8 libpng16-16 libssl3 ca-certificates \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libsqlite3-0 libcivetweb1 \
+      libyaml-cpp0.7 libjpeg62-turbo libpng16-16 libssl3 python3 python3-grpcio ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && pip install --no-cache-dir "grpcio==1.51.*" \
  && groupadd --system --gid 10001 dinotrain \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/dinotrain --shell /usr/sbin/nologin dinotrain \
  && mkdir -p /var/lib/dinotrain/worker && chown -R dinotrain:dinotrain /var/lib/dinotrain
-COPY --from=build /opt/deps/lib/ /opt/deps/lib/
+# The same path as in the build stage: the binaries' RUNPATH names its torch/lib.
+COPY --from=build /opt/dinotrain/ /opt/dinotrain/
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY deploy/docker/healthcheck.py /usr/local/bin/dino-healthcheck
-# LibTorch's own libraries (libtorch_cuda, libc10_cuda, NCCL) come from the image's torch package.
-RUN echo /opt/deps/lib > /etc/ld.so.conf.d/dino-deps.conf \
- && python -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))" \
-      > /etc/ld.so.conf.d/torch.conf \
- && ldconfig
+# LibTorch's libraries and the nvidia-* wheels' (CUDA runtime, cuBLAS, cuDNN, NCCL, ...) for the
+# dynamic loader: dino-worker needs some of them directly (libcudart), not only through LibTorch.
+# libcuda.so.1 is the host driver's, mounted when the container starts.
+RUN torch_dir=$(cat /opt/dinotrain/torch-dir) \
+ && { echo "$torch_dir/lib"; find "$torch_dir/../nvidia" -mindepth 2 -maxdepth 3 -type d -name lib; } \
+      > /etc/ld.so.conf.d/dinotrain-torch.conf \
+ && ldconfig \
+ && if ldd /usr/local/bin/dino-worker | grep 'not found' | grep -v 'libcuda\.so'; then exit 1; fi
+# What the NVIDIA container toolkit mounts into the container: the CUDA driver and nvidia-smi.
+ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 10001:10001
 WORKDIR /var/lib/dinotrain
 # NCCL: see deploy/k8s/README.md ("NCCL environment") for the settings a cluster may need.
