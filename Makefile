@@ -3,7 +3,11 @@
 #   make demo   install deps, build, run the main job on the embedded defaults
 #   make bench  build and run the benchmarks
 #   make fuzz   build the libFuzzer targets with clang (build-fuzz) and run each FUZZ_SECONDS
+#   make test-cuda  the pinned CUDA LibTorch 2.x (scripts/install-torch-cuda), its whole tree
+#                   (build-cuda, DINO_WITH_CUDA=ON) and its ctest suite on the CPU; the tests that
+#                   need a GPU are reported as skipped
 BUILD       ?= build
+CUDA_BUILD  ?= build-cuda
 ASAN_BUILD  ?= build-asan
 FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 60
@@ -18,7 +22,8 @@ generator_for = $(if $(wildcard $(1)/CMakeCache.txt),,-G "$(GENERATOR)")
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: all deps configure build test test-unit test-sanitize test-fuzz fuzz fuzz-build demo bench format clean
+.PHONY: all deps configure build test test-unit test-sanitize test-fuzz fuzz fuzz-build demo bench format clean \
+        torch-cuda configure-cuda build-cuda test-cuda
 
 all: build
 
@@ -63,6 +68,23 @@ test-fuzz: fuzz-build
 	  FUZZ_TARGETS="fuzz_spec_file fuzz_checkpoint fuzz_idx fuzz_image" \
 	  bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD)
 
+# The CUDA tree: LibTorch 2.x from its own virtual environment (never Debian's python3), Debian's
+# packages for everything else. Configured with the torch package folder on CMAKE_PREFIX_PATH.
+torch-cuda: deps
+	bash scripts/install-torch-cuda
+
+configure-cuda: torch-cuda
+	cmake -S . -B $(CUDA_BUILD) $(call generator_for,$(CUDA_BUILD)) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DDINO_WITH_CUDA=ON -DCMAKE_PREFIX_PATH="$$(bash scripts/install-torch-cuda --print | tail -n 1)" \
+	  $(CMAKE_FLAGS)
+
+build-cuda: configure-cuda
+	cmake --build $(CUDA_BUILD) -j $(JOBS)
+
+test-cuda: build-cuda
+	rm -rf $(CUDA_BUILD)/test-tmp && mkdir -p $(CUDA_BUILD)/test-tmp
+	cd $(CUDA_BUILD) && TEST_TMPDIR=$(abspath $(CUDA_BUILD))/test-tmp ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
 demo: build
 	bash scripts/demo $(BUILD)
 
@@ -73,4 +95,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(CUDA_BUILD)
