@@ -12,7 +12,8 @@
 //   C10dBackend names the class that ProcessGroupGloo/ProcessGroupNCCL derive from:
 //   c10d::ProcessGroup on 1.13, c10d::Backend on 2.x (the constructors and Options::create
 //   signatures that worker/dist uses are the same on both). Forward-declared so the core need not
-//   see c10d.
+//   see c10d. DINO_C10D_BACKEND_SHUTDOWN: the backend base class has virtual shutdown()/abort(),
+//   which ProcessGroupNCCL expects before it is destroyed (checked on 2.11; set from 2.6 on).
 //
 // Thread-safety: autocast state is thread-local in LibTorch; AutocastGuard affects only the
 // calling thread. Failure: these functions throw c10::Error like the LibTorch calls they wrap;
@@ -40,6 +41,12 @@ inline constexpr int kTorchMinor = TORCH_VERSION_MINOR;
 #define DINO_TORCH2 1
 #else
 #define DINO_TORCH2 0
+#endif
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+#define DINO_C10D_BACKEND_SHUTDOWN 1
+#else
+#define DINO_C10D_BACKEND_SHUTDOWN 0
 #endif
 
 #if DINO_TORCH2

@@ -5,12 +5,16 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 #if defined(DINO_WITH_CUDA)
+#include <torch/csrc/distributed/c10d/NCCLUtils.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <chrono>
+#include <cstdlib>
+#include <mutex>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -61,7 +65,9 @@ absl::Status ValidateRendezvous(const Rendezvous& r, const DistOptions& o) {
 // Rendezvous failures are retryable by the coordinator: UNAVAILABLE with what went wrong.
 absl::Status StoreError(const Rendezvous& r, const DistOptions& o, const absl::Status& raw) {
   const absl::string_view msg = raw.message();
-  if (absl::StrContains(msg, "Address already in use") || absl::StrContains(msg, "errno: 98")) {
+  // LibTorch 1.13 says "Address already in use"; 2.4+'s libuv TCPStore says it in lower case.
+  const std::string lower = absl::AsciiStrToLower(msg);
+  if (absl::StrContains(lower, "address already in use") || absl::StrContains(msg, "errno: 98")) {
     return absl::UnavailableError(absl::StrCat("rendezvous port ", r.master_port,
                                                " on rank 0 is already in use (", msg, ")"));
   }
@@ -75,7 +81,43 @@ absl::Status StoreError(const Rendezvous& r, const DistOptions& o, const absl::S
       " within ", absl::FormatDuration(RendezvousTimeout(o)), " (", msg, ")"));
 }
 
+#if defined(DINO_WITH_CUDA)
+// c10d reads its NCCL error handling from the environment when a ProcessGroupNCCL is built. Its
+// default (2.x: tear the process down on a failed or timed-out collective) would kill the worker
+// before it can report the failure, so unless the operator chose otherwise: clean up the
+// communicators and keep the process (CleanUpOnly); make Work::wait block and throw on its
+// timeout, which Wait() turns into ABORTED like a Gloo failure; and create communicators in
+// NCCL's non-blocking mode, so that one whose peer never comes can be aborted at the timeout
+// instead of blocking its creator inside ncclCommInitRank.
+void DefaultNcclErrorHandling() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2", /*overwrite=*/0);
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+    setenv("TORCH_NCCL_USE_COMM_NONBLOCKING", "1", /*overwrite=*/0);
+  });
+}
+
+// The NCCL LibTorch loaded against the <nccl.h> this file was compiled with: the process group's
+// options embed NCCL structs, so a different version would corrupt memory rather than fail.
+absl::Status CheckNcclVersion() {
+  const std::string compiled = absl::StrCat(NCCL_MAJOR, ".", NCCL_MINOR, ".", NCCL_PATCH);
+  DINO_ASSIGN_OR_RETURN(std::string loaded,
+                        TorchCallOr("NCCL version", [] { return c10d::getNcclVersion(); }));
+  if (loaded != compiled) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("LibTorch uses NCCL ", loaded, " but dinotrain was compiled against nccl.h ",
+                     compiled, ": rebuild with the nvidia-nccl headers of this LibTorch"));
+  }
+  return absl::OkStatus();
+}
+#endif
+
 }  // namespace
+
+#if defined(DINO_WITH_CUDA)
+absl::Status CheckNcclHeaders() { return CheckNcclVersion(); }
+#endif
 
 std::string StorePrefix(const Rendezvous& rendezvous) {
   return absl::StrCat(rendezvous.job_id, "/", rendezvous.attempt, "/");
@@ -114,6 +156,11 @@ absl::StatusOr<std::unique_ptr<ProcessGroupHandle>> CreateProcessGroup(const Ren
                    handle->backend_name(), " group ", StorePrefix(rendezvous));
   if (options.device.is_cuda()) {
 #if defined(DINO_WITH_CUDA)
+    if (absl::Status version = CheckNcclVersion(); !version.ok()) {
+      handle->Shutdown();
+      return version;
+    }
+    DefaultNcclErrorHandling();
     s = TorchCall(context, [&] {
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
       nccl_options->timeout = timeout;
@@ -209,8 +256,22 @@ absl::Status ProcessGroupHandle::Broadcast(torch::Tensor& t, int root) {
 
 void ProcessGroupHandle::Shutdown() {
   // The backend's destructor joins its worker threads and closes the Gloo pairs; the store's
-  // closes the rendezvous sockets (and on rank 0 the listening port).
+  // closes the rendezvous sockets (and on rank 0 the listening port). A 2.x backend is told first:
+  // ProcessGroupNCCL expects shutdown() (normal exit) or abort() (after a failure, so that no
+  // communicator waits on a peer that is gone) before it is destroyed.
+  const bool aborted = !health().ok();
   absl::Status s = TorchCall("process group shutdown", [&] {
+#if DINO_C10D_BACKEND_SHUTDOWN
+    if (backend_) {
+      if (aborted) {
+        backend_->abort();
+      } else {
+        backend_->shutdown();
+      }
+    }
+#else
+    (void)aborted;
+#endif
     backend_.reset();
     prefix_store_.reset();
     tcp_store_.reset();

@@ -117,6 +117,13 @@ class ProcessGroupHandle {
 absl::StatusOr<std::unique_ptr<ProcessGroupHandle>> CreateProcessGroup(const Rendezvous& rendezvous,
                                                                        const DistOptions& options);
 
+#if defined(DINO_WITH_CUDA)
+// OK when the NCCL that LibTorch loaded is the version of the <nccl.h> this build was compiled
+// against; FAILED_PRECONDITION naming both otherwise. Needs no GPU. CreateProcessGroup checks it
+// before every NCCL group.
+absl::Status CheckNcclHeaders();
+#endif
+
 // The store prefix of an attempt: "<job_id>/<attempt>/".
 std::string StorePrefix(const Rendezvous& rendezvous);
 
