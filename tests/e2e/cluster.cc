@@ -187,7 +187,7 @@ void Cluster::StartWorker(int i) {
                                    "--coordinator",
                                    absl::StrCat("127.0.0.1:", coordinator_port_),
                                    "--device",
-                                   "cpu",
+                                   worker_device,
                                    "--threads",
                                    "1",
                                    "--rendezvous-port",

@@ -57,6 +57,8 @@ class Cluster {
   void KillCoordinator();
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
+  // The --device of the next StartWorker calls ("cpu", or "cuda:0" for the GPU tests).
+  std::string worker_device = "cpu";
   // Extra dino-worker flags for the next StartWorker calls (e.g. {"--token-file", f}).
   std::vector<std::string> worker_flags;
   // From now on the JobService client (jobs(), Submit, GetJob, ...) connects with `credentials`

@@ -1,0 +1,57 @@
+// The CUDA augmentation path (one padded uint8 canvas copied to the device, then grid_sample,
+// grouped blur convolutions and the colour ops as tensor ops there) computes what the CPU path
+// computes from the same seed, to the same 2e-4 that bounds the fused CPU kernels against the
+// tensor ops (augment_cpu_test.cc). Skipped without a CUDA device; scripts/gpu-check runs it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "tests/cuda_skip.h"
+#include "worker/data/augment.h"
+
+namespace dino::data {
+namespace {
+
+// RGB and grey images of different sizes, every operation switched on often, through the public
+// Apply on both devices.
+TEST(AugmentCudaTest, CudaViewsMatchTheCpuViewsForTheSameSeed) {
+  DINO_SKIP_WITHOUT_CUDA();
+  const torch::Device cuda(torch::kCUDA, 0);
+  for (int64_t channels : {3, 1}) {
+    torch::manual_seed(13);
+    std::vector<torch::Tensor> images = {torch::randint(0, 256, {channels, 50, 70}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 64, 48}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 64, 70}, torch::kUInt8),
+                                         torch::randint(0, 256, {channels, 40, 40}, torch::kUInt8)};
+    AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/3);
+    o.blur_sigma_max = 2.0;
+    for (ViewOptions* v : {&o.global1, &o.global2, &o.local}) {
+      v->grayscale_p = 0.4;
+      v->blur_p = 0.7;
+      v->solarize_p = 0.4;
+    }
+    NormalizationStats stats{std::vector<double>(channels, 0.4),
+                             std::vector<double>(channels, 0.3)};
+    auto augmenter = MultiCropAugmenter::Create(o, stats, channels);
+    ASSERT_TRUE(augmenter.ok()) << augmenter.status();
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+      auto on_cpu = augmenter->Apply(images, seed);
+      auto on_gpu = augmenter->Apply(images, seed, cuda);
+      ASSERT_TRUE(on_cpu.ok()) << on_cpu.status();
+      ASSERT_TRUE(on_gpu.ok()) << on_gpu.status();
+      ASSERT_EQ(on_cpu->size(), on_gpu->size());
+      for (size_t v = 0; v < on_cpu->size(); ++v) {
+        const torch::Tensor& gpu_view = (*on_gpu)[v];
+        EXPECT_TRUE(gpu_view.device().is_cuda()) << "view " << v << " left the device";
+        ASSERT_EQ(gpu_view.sizes(), (*on_cpu)[v].sizes());
+        EXPECT_LT((gpu_view.cpu() - (*on_cpu)[v]).abs().max().item<double>(), 2e-4)
+            << "channels " << channels << " seed " << seed << " view " << v;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dino::data
