@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/dir_lock.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/auth_gate.h"
@@ -22,7 +23,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return absl::FailedPreconditionError(
         absl::StrCat("data dir ", options.data_dir, " is not writable: ", writable.message()));
   }
+  // Before the store is opened or a checkpoint file is looked at: a second coordinator on this
+  // data dir stops here, and the first one's files are left alone.
+  DINO_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> data_dir_lock,
+                        DirLock::Acquire(options.data_dir, "coordinator.lock", "dino-coordinator"));
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
+  server->data_dir_lock_ = std::move(data_dir_lock);
   DINO_ASSIGN_OR_RETURN(server->store_, OpenSqliteStore(options.data_dir + "/coordinator.db"));
   if (registry != nullptr) {
     DINO_ASSIGN_OR_RETURN(server->metrics_, CoordinatorMetrics::Create(registry));

@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/dir_lock.h"
 #include "common/file_system.h"
 #include "common/grpc_credentials.h"
 #include "common/metrics.h"
@@ -81,6 +82,9 @@ class CoordinatorServer {
  private:
   CoordinatorServer() = default;
 
+  // Held from Start to destruction (declared first, so it is released last): one coordinator
+  // per data dir.
+  std::unique_ptr<DirLock> data_dir_lock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CheckpointRegistry> checkpoints_;
   std::unique_ptr<CoordinatorMetrics> metrics_;

@@ -102,6 +102,36 @@ TEST(CoordinatorMainTest, PortInUseGivesOneLine) {
   EXPECT_THAT(result.stderr_text, HasSubstr("cannot listen on 127.0.0.1:"));
 }
 
+// A second coordinator on the data dir of a running one refuses to start, names the holder's pid,
+// and leaves the first one's database and checkpoints alone (it never opens them).
+TEST(CoordinatorMainTest, SecondCoordinatorOnTheSameDataDirRefusesToStart) {
+  const std::string dir = testing::NewTempDir("main_lock");
+  const std::string listen = absl::StrCat("127.0.0.1:", FreePort());
+  const pid_t first = fork();
+  ASSERT_GE(first, 0);
+  if (first == 0) {
+    execl(kBinary, kBinary, "--listen", listen.c_str(), "--data-dir", dir.c_str(),
+          "--metrics-port", "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30)));
+  RunResult second = RunCoordinator(absl::StrCat("--listen 127.0.0.1:", FreePort(),
+                                                 " --metrics-port 0 --data-dir ", dir));
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_EQ(Lines(second.stderr_text), 1u) << second.stderr_text;
+  EXPECT_THAT(second.stderr_text, HasSubstr(absl::StrCat(dir, " is in use by another process (pid ",
+                                                          first, " (dino-coordinator)")));
+  // The first one still serves.
+  EXPECT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  ASSERT_EQ(kill(first, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(first, &status, 0), first);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST(CoordinatorMainTest, SigtermShutsDownGracefullyAndStateSurvives) {
   const std::string dir = testing::NewTempDir("main_term");
   const std::string listen = absl::StrCat("127.0.0.1:", FreePort());
