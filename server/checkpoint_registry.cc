@@ -44,11 +44,17 @@ absl::Status CheckpointUpload::Append(absl::string_view data) {
 CheckpointRegistry::CheckpointRegistry(Store* store, FileSystem* fs, std::string dir)
     : store_(store), fs_(fs), dir_(std::move(dir)) {}
 
+std::string CheckpointRegistry::BlobPath(const StoredCheckpoint& checkpoint) const {
+  return absl::StrCat(dir_, "/", checkpoint.blob_path);
+}
+
 absl::Status CheckpointRegistry::Recover() {
   DINO_RETURN_IF_ERROR(fs_->CreateDirs(dir_));
   DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> all, store_->ListCheckpoints("", true));
-  std::set<std::string> referenced;
+  std::set<std::string> referenced;  // relative blob paths of live rows
+  std::set<std::string> row_files;   // "<id>.ckpt" of every row, wherever its blob is
   for (const StoredCheckpoint& checkpoint : all) {
+    row_files.insert(absl::StrCat(checkpoint.info.id(), ".ckpt"));
     if (checkpoint.deleting) {
       DINO_LOG(INFO) << "finishing the interrupted deletion of checkpoint " << checkpoint.info.id();
       DINO_RETURN_IF_ERROR(Delete(checkpoint));
@@ -56,14 +62,38 @@ absl::Status CheckpointRegistry::Recover() {
       referenced.insert(checkpoint.blob_path);
     }
   }
+  // First the plan, then the deletions: nothing is removed when the plan is refused.
+  std::vector<std::string> temporary, orphans;
+  int64_t kept = 0;
   DINO_ASSIGN_OR_RETURN(std::vector<std::string> job_dirs, fs_->ListDir(dir_));
   for (const std::string& job_dir : job_dirs) {
-    const std::string path = absl::StrCat(dir_, "/", job_dir);
-    absl::StatusOr<std::vector<std::string>> files = fs_->ListDir(path);
+    absl::StatusOr<std::vector<std::string>> files = fs_->ListDir(absl::StrCat(dir_, "/", job_dir));
     if (!files.ok()) continue;  // Not a directory.
     for (const std::string& file : *files) {
-      const std::string blob = absl::StrCat(path, "/", file);
-      if (referenced.count(blob) > 0) continue;
+      const std::string relative = absl::StrCat(job_dir, "/", file);
+      if (referenced.count(relative) > 0) {
+        ++kept;
+      } else if (!absl::EndsWith(file, ".ckpt")) {
+        temporary.push_back(relative);
+      } else if (row_files.count(file) > 0) {
+        DINO_LOG(WARNING) << "keeping checkpoint file " << relative
+                          << ": a row names a blob of that id elsewhere";
+      } else {
+        orphans.push_back(relative);
+      }
+    }
+  }
+  const int64_t orphan_count = static_cast<int64_t>(orphans.size());
+  if (orphan_count > 1 && orphan_count > kept) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint recovery in ", dir_, " would remove ", orphan_count,
+        " checkpoint files that no row of the store names and keep only ", kept,
+        "; refusing to delete anything. Is --data-dir the directory this store belongs to? "
+        "(first unnamed file: ", orphans.front(), ")"));
+  }
+  for (const std::vector<std::string>* list : {&temporary, &orphans}) {
+    for (const std::string& relative : *list) {
+      const std::string blob = absl::StrCat(dir_, "/", relative);
       DINO_LOG(INFO) << "removing unreferenced checkpoint file " << blob;
       absl::Status status = fs_->DeleteFile(blob);
       if (!status.ok() && !absl::IsNotFound(status)) return status;
@@ -90,7 +120,8 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointRegistry::BeginUploa
   const std::string job_dir = absl::StrCat(dir_, "/", info.job_id());
   DINO_RETURN_IF_ERROR(fs_->CreateDirs(job_dir));
   upload->temp_path = absl::StrCat(job_dir, "/", info.id(), ".tmp");
-  upload->final_path = absl::StrCat(job_dir, "/", info.id(), ".ckpt");
+  upload->relative_path = absl::StrCat(info.job_id(), "/", info.id(), ".ckpt");
+  upload->final_path = absl::StrCat(dir_, "/", upload->relative_path);
   DINO_ASSIGN_OR_RETURN(upload->file_, fs_->NewWritableFile(upload->temp_path));
   upload->info_ = std::move(info);
   return upload;
@@ -136,7 +167,7 @@ absl::StatusOr<CheckpointInfo> CheckpointRegistry::Commit(std::unique_ptr<Checkp
   StoredCheckpoint row;
   row.info = u->info_;
   row.info.set_sha256(actual);
-  row.blob_path = u->final_path;
+  row.blob_path = u->relative_path;
   status = store_->InsertCheckpoint(row);
   if (!status.ok()) {
     fs_->DeleteFile(u->final_path).IgnoreError();  // Recover() would remove it too.
@@ -178,14 +209,14 @@ absl::StatusOr<StoredCheckpoint> CheckpointRegistry::Resolve(const std::string& 
 
 absl::StatusOr<std::unique_ptr<BlobReader>> CheckpointRegistry::OpenBlob(
     const StoredCheckpoint& checkpoint, int64_t offset) {
-  return BlobReader::Open(fs_, checkpoint.blob_path, checkpoint.info.size_bytes(),
+  return BlobReader::Open(fs_, BlobPath(checkpoint), checkpoint.info.size_bytes(),
                           checkpoint.info.sha256(), offset,
                           absl::StrCat("checkpoint ", checkpoint.info.id()));
 }
 
 absl::Status CheckpointRegistry::Delete(const StoredCheckpoint& checkpoint) {
   DINO_RETURN_IF_ERROR(store_->MarkCheckpointDeleting(checkpoint.info.id()));
-  absl::Status status = fs_->DeleteFile(checkpoint.blob_path);
+  absl::Status status = fs_->DeleteFile(BlobPath(checkpoint));
   if (!status.ok() && !absl::IsNotFound(status)) return status;
   return store_->DeleteCheckpoint(checkpoint.info.id());
 }

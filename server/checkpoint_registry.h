@@ -8,6 +8,13 @@
 // Recover() finishes deletions interrupted by a crash and removes temporary files and blobs that
 // never got their row.
 //
+// Rows name their blobs relative to the registry's dir, so a data dir spelled differently at the
+// next start (a trailing slash, ./data against data, a volume mounted elsewhere) finds the same
+// blobs. Recover never deletes a ".ckpt" file whose name is the id of a row (whatever folder it is
+// in), and it refuses (FAILED_PRECONDITION, nothing deleted) when the blobs no row names outnumber
+// the ones rows name and are more than one: that is a wrong --data-dir or a store from elsewhere,
+// not a crash, which leaves at most one such blob per upload in flight.
+//
 // Retention keeps the `keep_last` most recent checkpoints plus the `keep_best` best by k-NN
 // top-1 (those that have one).
 //
@@ -50,6 +57,7 @@ class CheckpointUpload {
   dino::v1::CheckpointInfo info_;  // sha256 unset until Commit.
   std::string temp_path;
   std::string final_path;
+  std::string relative_path;  // final_path relative to the registry's dir (the row's blob_path)
   std::unique_ptr<WritableFile> file_;
   dino::Sha256 hash_;
   int64_t received_ = 0;
@@ -60,6 +68,8 @@ class CheckpointRegistry {
   CheckpointRegistry(Store* store, FileSystem* fs, std::string dir);
 
   absl::Status Recover();
+  // Where a row's blob is on disk.
+  std::string BlobPath(const StoredCheckpoint& checkpoint) const;
 
   // Starts an upload. `info` carries job_id, attempt, step, epoch, statistics and size_bytes
   // (the exact size that will be sent); the registry assigns the id.

@@ -39,6 +39,13 @@ CREATE TABLE checkpoints(id TEXT PRIMARY KEY, job_id TEXT NOT NULL, step INTEGER
 CREATE INDEX checkpoints_job ON checkpoints(job_id, step);
 CREATE TABLE workers(id TEXT PRIMARY KEY, record BLOB NOT NULL);
 )sql",
+    // 2: a checkpoint's blob_path is relative to the checkpoint directory ("<job>/<id>.ckpt"), so
+    // that the data dir can be reached by another spelling (a trailing slash, ./data, a new mount
+    // point) and its blobs are still found. Version 1 stored "<checkpoint dir>/<job>/<id>.ckpt",
+    // the registry's only naming, so the relative name follows from the row's own columns.
+    R"sql(
+UPDATE checkpoints SET blob_path = job_id || '/' || id || '.ckpt';
+)sql",
 };
 
 template <typename Proto>

@@ -28,6 +28,8 @@ namespace dino::server {
 // A checkpoint row: its metadata and where its blob lives.
 struct StoredCheckpoint {
   dino::v1::CheckpointInfo info;
+  // Relative to the checkpoint directory ("<job>/<id>.ckpt"): the data dir may be named another
+  // way at the next start.
   std::string blob_path;
   bool deleting = false;  // Retention started deleting it; never listed or served.
 };

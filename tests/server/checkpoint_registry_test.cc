@@ -1,8 +1,11 @@
 #include "server/checkpoint_registry.h"
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
@@ -152,15 +155,74 @@ TEST_F(CheckpointRegistryTest, BlobWithoutRowIsRemovedOnRecovery) {
   EXPECT_EQ(registry_->List("job-1")->size(), 1u);
 }
 
+// Rows name blobs relative to the registry's dir: a restart with the data dir spelled another way
+// (trailing slash, "./", a symlink standing for a new mount point) removes nothing and serves the
+// same bytes.
+TEST_F(CheckpointRegistryTest, DataDirSpelledAnotherWayFindsTheSameBlobs) {
+  ASSERT_TRUE(Upload(1, "first").ok());
+  ASSERT_TRUE(Upload(2, "second").ok());
+  EXPECT_EQ(store_->ListCheckpoints("job-1", false)->front().blob_path,
+            absl::StrCat("job-1/", store_->ListCheckpoints("job-1", false)->front().info.id(),
+                         ".ckpt"));
+  const std::string link = dir_ + "/mounted-elsewhere";
+  ASSERT_EQ(symlink((dir_ + "/blobs").c_str(), link.c_str()), 0);
+  for (const std::string& spelling : {dir_ + "/blobs/", dir_ + "/./blobs", link}) {
+    CheckpointRegistry restarted(store_.get(), fs_.get(), spelling);
+    ASSERT_TRUE(restarted.Recover().ok()) << spelling;
+    EXPECT_EQ(FilesIn("job-1"), 2u) << spelling;
+    auto latest = restarted.Resolve("job-1", "latest");
+    ASSERT_TRUE(latest.ok());
+    EXPECT_EQ(latest->blob_path, absl::StrCat("job-1/", latest->info.id(), ".ckpt"));
+    auto reader = restarted.OpenBlob(*latest, 0);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ(*(*reader)->Next(1 << 20), "second") << spelling;
+  }
+}
+
+// A store that names none of the blobs in the directory (a wrong --data-dir, a database from
+// elsewhere) makes Recover refuse and delete nothing; one blob without a row (the crash between
+// the rename and the insert) is still cleaned up, as is a ".ckpt" file no row can mean.
+TEST_F(CheckpointRegistryTest, RecoveryThatWouldRemoveMoreThanItKeepsRefuses) {
+  ASSERT_TRUE(Upload(1, "a").ok());
+  ASSERT_TRUE(Upload(2, "b").ok());
+  ASSERT_TRUE(Upload(3, "c").ok());
+  auto empty_store = OpenSqliteStore(":memory:");
+  ASSERT_TRUE(empty_store.ok());
+  CheckpointRegistry foreign(empty_store->get(), fs_.get(), dir_ + "/blobs");
+  const absl::Status refused = foreign.Recover();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("would remove 3 checkpoint files that no row of the store "
+                                   "names and keep only 0"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(FilesIn("job-1"), 3u);
+  // The real store still names all three: nothing to remove, nothing refused.
+  ASSERT_TRUE(registry_->Recover().ok());
+  EXPECT_EQ(FilesIn("job-1"), 3u);
+}
+
+// A ".ckpt" file named after a row's id is never deleted, even where the row does not expect it.
+TEST_F(CheckpointRegistryTest, FileNamedAfterARowIsNeverDeleted) {
+  auto info = Upload(1, "a");
+  ASSERT_TRUE(info.ok());
+  const std::string elsewhere = absl::StrCat(dir_, "/blobs/job-9/", info->id(), ".ckpt");
+  ASSERT_TRUE(DefaultFileSystem()->CreateDirs(dir_ + "/blobs/job-9").ok());
+  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), elsewhere, "a").ok());
+  ASSERT_TRUE(registry_->Recover().ok());
+  EXPECT_EQ(FilesIn("job-9"), 1u);
+  EXPECT_EQ(FilesIn("job-1"), 1u);
+}
+
 TEST_F(CheckpointRegistryTest, BlobCorruptedOnDiskIsNotServed) {
   auto info = Upload(1, "original");
   ASSERT_TRUE(info.ok());
   auto stored = registry_->Resolve("job-1", "latest");
-  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), stored->blob_path, "tampered").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(DefaultFileSystem(), registry_->BlobPath(*stored), "tampered").ok());
   auto reader = registry_->OpenBlob(*stored, 0);  // Same size: only the sha256 tells.
   ASSERT_TRUE(reader.ok()) << reader.status();
   EXPECT_EQ((*reader)->Next(1 << 20).status().code(), absl::StatusCode::kDataLoss);
-  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), stored->blob_path, "short").ok());
+  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), registry_->BlobPath(*stored), "short").ok());
   EXPECT_EQ(registry_->OpenBlob(*stored, 0).status().code(), absl::StatusCode::kDataLoss);
 }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "server/sqlite_db.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server {
@@ -13,10 +14,59 @@ TEST(StoreTest, MigratesAnEmptyDatabase) {
   ASSERT_TRUE(store.ok()) << store.status();
   auto version = (*store)->SchemaVersion();
   ASSERT_TRUE(version.ok());
-  EXPECT_EQ(*version, 1);
+  EXPECT_EQ(*version, 2);
   auto jobs = (*store)->LoadJobs();
   ASSERT_TRUE(jobs.ok());
   EXPECT_TRUE(jobs->empty());
+}
+
+// A version-1 store named checkpoint blobs by the absolute path of the data dir it was opened
+// with; migration 2 keeps only "<job>/<id>.ckpt", whatever that path was.
+TEST(StoreTest, MigrationMakesVersionOneBlobPathsRelative) {
+  const std::string path = testing::NewTempDir("migrate") + "/db";
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(R"sql(
+CREATE TABLE sequences(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE jobs(id TEXT PRIMARY KEY, request_id TEXT NOT NULL, state INTEGER NOT NULL,
+                  priority INTEGER NOT NULL, submit_time_us INTEGER NOT NULL, record BLOB NOT NULL);
+CREATE TABLE attempts(job_id TEXT NOT NULL, number INTEGER NOT NULL, state INTEGER NOT NULL,
+                      record BLOB NOT NULL, PRIMARY KEY(job_id, number));
+CREATE TABLE events(job_id TEXT NOT NULL, idx INTEGER NOT NULL, record BLOB NOT NULL,
+                    PRIMARY KEY(job_id, idx));
+CREATE TABLE stats(job_id TEXT NOT NULL, step INTEGER NOT NULL, record BLOB NOT NULL,
+                   PRIMARY KEY(job_id, step));
+CREATE TABLE checkpoints(id TEXT PRIMARY KEY, job_id TEXT NOT NULL, step INTEGER NOT NULL,
+                         blob_path TEXT NOT NULL, deleting INTEGER NOT NULL DEFAULT 0,
+                         record BLOB NOT NULL);
+CREATE TABLE workers(id TEXT PRIMARY KEY, record BLOB NOT NULL);
+PRAGMA user_version=1;
+)sql")
+                    .ok());
+    dino::v1::CheckpointInfo info;
+    info.set_id("ckpt-7");
+    info.set_job_id("job-3");
+    info.set_step(40);
+    auto insert = (*db)->Prepare(
+        "INSERT INTO checkpoints(id, job_id, step, blob_path, record) VALUES(?, ?, ?, ?, ?)");
+    ASSERT_TRUE(insert.ok());
+    (*insert)
+        ->Bind(1, "ckpt-7")
+        .Bind(2, "job-3")
+        .Bind(3, int64_t{40})
+        .Bind(4, "/var/lib/dino/data/checkpoints/job-3/ckpt-7.ckpt")
+        .BindBlob(5, info.SerializeAsString());
+    ASSERT_TRUE((*insert)->Run().ok());
+  }
+  auto store = OpenSqliteStore(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->SchemaVersion(), 2);
+  auto rows = (*store)->ListCheckpoints("job-3", false);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].blob_path, "job-3/ckpt-7.ckpt");
+  EXPECT_EQ((*rows)[0].info.step(), 40);
 }
 
 TEST(StoreTest, SequencesNeverRepeatAcrossReopen) {
@@ -31,7 +81,7 @@ TEST(StoreTest, SequencesNeverRepeatAcrossReopen) {
   auto store = OpenSqliteStore(path);
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(*(*store)->NextSequence("job"), 3);
-  EXPECT_EQ(*(*store)->SchemaVersion(), 1);  // Reopening does not migrate again.
+  EXPECT_EQ(*(*store)->SchemaVersion(), 2);  // Reopening does not migrate again.
 }
 
 TEST(StoreTest, JobsEventsStatsCheckpointsAndWorkersSurviveReopen) {
