@@ -36,10 +36,13 @@ RUN dpkg -i /tmp/cuda-keyring.deb && rm /tmp/cuda-keyring.deb \
       cuda-minimal-build-${CUDA_PKG} cuda-libraries-dev-${CUDA_PKG} cuda-nvtx-${CUDA_PKG} \
  && rm -rf /var/lib/apt/lists/*
 ENV PATH=/usr/local/cuda/bin:${PATH}
-# torch==2.11.0 (CUDA 13.0) into /opt/dinotrain/torch-2.11.0-cu130; the wheel cache goes with
-# this layer.
+# torch==2.11.0 (CUDA 13.0) into /opt/dinotrain/torch-2.11.0-cu130; its last line of output, the
+# torch package folder, is kept for CMAKE_PREFIX_PATH. The wheel cache goes with this layer.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY scripts/install-torch-cuda /src/scripts/install-torch-cuda
-RUN DINO_WHEEL_CACHE=/tmp/wheels bash /src/scripts/install-torch-cuda | tail -n 1 > /opt/dinotrain/torch-dir \
+RUN mkdir -p /opt/dinotrain \
+ && DINO_WHEEL_CACHE=/tmp/wheels bash /src/scripts/install-torch-cuda | tail -n 1 > /opt/dinotrain/torch-dir \
+ && test -f "$(cat /opt/dinotrain/torch-dir)/share/cmake/Torch/TorchConfig.cmake" \
  && rm -rf /tmp/wheels /root/.cache/pip \
  && echo "torch package folder: $(cat /opt/dinotrain/torch-dir)"
 COPY . /src
@@ -69,8 +72,8 @@ COPY --from=build /opt/dinotrain/ /opt/dinotrain/
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY deploy/docker/healthcheck.py /usr/local/bin/dino-healthcheck
 # LibTorch's libraries and the nvidia-* wheels' (CUDA runtime, cuBLAS, cuDNN, NCCL, ...) for the
-# dynamic loader: dino-worker needs some of them directly (libcudart), not only through LibTorch.
-# libcuda.so.1 is the host driver's, mounted when the container starts.
+# dynamic loader, whatever RUNPATH a program or library carries; then every library the worker
+# needs must resolve (libcuda.so.1 is the host driver's, mounted when the container starts).
 RUN torch_dir=$(cat /opt/dinotrain/torch-dir) \
  && { echo "$torch_dir/lib"; find "$torch_dir/../nvidia" -mindepth 2 -maxdepth 3 -type d -name lib; } \
       > /etc/ld.so.conf.d/dinotrain-torch.conf \

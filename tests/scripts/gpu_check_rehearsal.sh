@@ -15,7 +15,8 @@
 #
 #   tests/scripts/gpu_check_rehearsal.sh     (root; PYTHON: a CUDA torch's python, as for gpu-check)
 #
-# DINO_REHEARSAL_FRESH=0 keeps build-gpu/ and the prefix of an earlier rehearsal.
+# DINO_REHEARSAL_FRESH=0 keeps build-gpu/ and the prefix of an earlier rehearsal;
+# DINO_REHEARSAL_STEPS="3 4" runs only those steps (default "1 2 3 4").
 # Needs root, unshare, dpkg and a bundle from scripts/gpu-bundle-deps. Exits non-zero at the first
 # failed check. The build takes 30+ minutes on two cores; DINO_GPU_CHECK_BUDGET_S and
 # DINO_GPU_CHECK_BUILD_S default to two hours here. Not part of ctest.
@@ -98,6 +99,8 @@ inside() {
   [ ! -s /usr/include/absl/base/config.h ] && [ ! -s /usr/lib/$ARCH/libgrpc++.so ] \
     && [ ! -x /usr/bin/grpc_cpp_plugin ] || fail "the system's copies are still visible"
 
+  steps=${DINO_REHEARSAL_STEPS:-1 2 3 4}
+  if [[ " $steps " == *" 1 "* ]]; then
   step "1. the three unpackers give the same tree"
   local fns
   fns=$(sed -n '/^have()/p; /^unpack_deb()/,/^}/p' scripts/gpu-check)
@@ -121,6 +124,8 @@ inside() {
     || fail "the unpackers disagree"
   rm -rf /tmp/gpu-check-unpack-{dpkg,ar,python}
   [ -x /usr/bin/ar ] && [ -x /usr/bin/dpkg-deb ] || fail "ar or dpkg-deb still covered"
+  fi
+  if [[ " $steps " == *" 2 "* ]]; then
 
   # DINO_REHEARSAL_FRESH=0 resumes an interrupted rehearsal: build-gpu/ and the prefix stay (the
   # objects already there were compiled inside this same covering).
@@ -131,14 +136,16 @@ inside() {
     step "2. scripts/gpu-check --rehearse (resuming build-gpu/)"
   fi
   CCACHE_DISABLE=1 nice -n 10 bash scripts/gpu-check --rehearse || fail "gpu-check --rehearse exited $?"
+  fi
+  if [[ " $steps " == *" 3 "* ]]; then
 
   step "3. the build used the prefix"
   local pkgs='absl|gRPC|grpc|GRPC|Protobuf|protobuf|PROTOC|c-ares|re2|OPENSSL|ZLIB|JPEG|PNG|SQLite3|CIVETWEB|CLI11|yaml-cpp|GTest|benchmark|GLOO'
   echo "CMakeCache.txt entries of the bundled packages:"
-  grep -E "^[^/#].*($pkgs)[A-Za-z0-9_-]*:(PATH|FILEPATH)=" build-gpu/CMakeCache.txt | sed 's/^/  /'
-  local outside
-  outside=$(grep -E "^[^/#].*($pkgs)[A-Za-z0-9_-]*:(PATH|FILEPATH)=" build-gpu/CMakeCache.txt \
-              | grep -vE "=($PREFIX/|.*-NOTFOUND$)" || true)
+  local entries outside
+  entries=$(grep -E "^[^/#][^:]*:(PATH|FILEPATH)=" build-gpu/CMakeCache.txt | grep -E "^[^:]*($pkgs)")
+  sed 's/^/  /' <<<"$entries"
+  outside=$(grep -vE "=($PREFIX/|.*-NOTFOUND$)" <<<"$entries" || true)
   [ -z "$outside" ] || fail "CMakeCache.txt names paths outside the prefix: $outside"
 
   python3 - "$PREFIX" <<'EOF' || fail "compile_commands.json"
@@ -174,9 +181,12 @@ EOF
     || "$(find build-gpu -type f -executable -name dino-coordinator | head -1)" --version >/dev/null 2>&1 \
     || echo "note: dino-coordinator --help exited non-zero"
 
+  fi
+  if [[ " $steps " == *" 4 "* ]]; then
   step "4. ctest -L gpu without a device (each GPU test starts and skips)"
   (cd build-gpu && DINO_FASHION_MNIST_DIR=$PREFIX/usr/share/datasets/fashion-mnist \
      ctest -L gpu -j 2 2>&1 | tail -8)
+  fi
 }
 
 if [ "${1:-}" = --inside ]; then
