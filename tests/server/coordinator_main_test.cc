@@ -61,6 +61,18 @@ int FreePort() {
   return ntohs(address.sin_port);
 }
 
+// Starts a dino-coordinator serving on `listen` with `dir` as its data dir; returns its pid
+// (-1 when fork fails).
+pid_t StartServing(const std::string& listen, const std::string& dir) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(kBinary, kBinary, "--listen", listen.c_str(), "--data-dir", dir.c_str(), "--metrics-port",
+          "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 size_t Lines(const std::string& text) {
   std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
   return lines.size();
@@ -107,13 +119,8 @@ TEST(CoordinatorMainTest, PortInUseGivesOneLine) {
 TEST(CoordinatorMainTest, SecondCoordinatorOnTheSameDataDirRefusesToStart) {
   const std::string dir = testing::NewTempDir("main_lock");
   const std::string listen = absl::StrCat("127.0.0.1:", FreePort());
-  const pid_t first = fork();
+  const pid_t first = StartServing(listen, dir);
   ASSERT_GE(first, 0);
-  if (first == 0) {
-    execl(kBinary, kBinary, "--listen", listen.c_str(), "--data-dir", dir.c_str(),
-          "--metrics-port", "0", static_cast<char*>(nullptr));
-    _exit(127);
-  }
   auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
   ASSERT_TRUE(
       channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30)));
@@ -137,13 +144,8 @@ TEST(CoordinatorMainTest, SigtermShutsDownGracefullyAndStateSurvives) {
   const std::string listen = absl::StrCat("127.0.0.1:", FreePort());
   std::string job_id;
   for (int round = 0; round < 2; ++round) {
-    const pid_t pid = fork();
+    const pid_t pid = StartServing(listen, dir);
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      execl(kBinary, kBinary, "--listen", listen.c_str(), "--data-dir", dir.c_str(),
-            "--metrics-port", "0", static_cast<char*>(nullptr));
-      _exit(127);
-    }
     auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
     ASSERT_TRUE(
         channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30)));

@@ -70,20 +70,9 @@ TEST(AugmentCpuTest, FusedCpuKernelsMatchTheTensorOpPath) {
 // ops compute, for RGB and grey images of different sizes and every operation switched on often.
 TEST(AugmentCpuTest, FusedCpuPipelineMatchesTheTensorOpPath) {
   for (int64_t channels : {3, 1}) {
-    torch::manual_seed(13);
-    std::vector<torch::Tensor> images = {torch::randint(0, 256, {channels, 50, 70}, torch::kUInt8),
-                                         torch::randint(0, 256, {channels, 64, 48}, torch::kUInt8),
-                                         torch::randint(0, 256, {channels, 64, 70}, torch::kUInt8),
-                                         torch::randint(0, 256, {channels, 40, 40}, torch::kUInt8)};
-    AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/3);
-    o.blur_sigma_max = 2.0;
-    for (ViewOptions* v : {&o.global1, &o.global2, &o.local}) {
-      v->grayscale_p = 0.4;
-      v->blur_p = 0.7;
-      v->solarize_p = 0.4;
-    }
-    NormalizationStats stats{std::vector<double>(channels, 0.4),
-                             std::vector<double>(channels, 0.3)};
+    const std::vector<torch::Tensor> images = augment_testing::MixedSizeImages(channels);
+    const AugmentOptions o = augment_testing::EveryOperationOften();
+    const NormalizationStats stats = augment_testing::OffCentreStats(channels);
     for (uint64_t seed = 0; seed < 4; ++seed) {
       const auto views = SampleViews(o, images, seed);
       auto fused = AugmentViews(images, views, o, stats, torch::kCPU, OpsPath::kAuto);

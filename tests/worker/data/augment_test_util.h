@@ -39,6 +39,32 @@ inline AugmentOptions Plain(int64_t size) {
   return o;
 }
 
+// Four uint8 images of different sizes with `channels` channels, the same on every call.
+inline std::vector<torch::Tensor> MixedSizeImages(int64_t channels) {
+  torch::manual_seed(13);
+  return {torch::randint(0, 256, {channels, 50, 70}, torch::kUInt8),
+          torch::randint(0, 256, {channels, 64, 48}, torch::kUInt8),
+          torch::randint(0, 256, {channels, 64, 70}, torch::kUInt8),
+          torch::randint(0, 256, {channels, 40, 40}, torch::kUInt8)};
+}
+
+// 32-px views with 3 locals where grayscale, blur (sigma up to 2) and solarize all happen often.
+inline AugmentOptions EveryOperationOften() {
+  AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/3);
+  o.blur_sigma_max = 2.0;
+  for (ViewOptions* v : {&o.global1, &o.global2, &o.local}) {
+    v->grayscale_p = 0.4;
+    v->blur_p = 0.7;
+    v->solarize_p = 0.4;
+  }
+  return o;
+}
+
+// Normalisation by a mean of 0.4 and a std of 0.3 in every channel.
+inline NormalizationStats OffCentreStats(int64_t channels) {
+  return {std::vector<double>(channels, 0.4), std::vector<double>(channels, 0.3)};
+}
+
 }  // namespace dino::data::augment_testing
 
 #endif  // DINO_TESTS_WORKER_DATA_AUGMENT_TEST_UTIL_H_
