@@ -118,7 +118,11 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointRegistry::BeginUploa
   info.set_id(absl::StrCat("ckpt-", number));
   info.clear_sha256();
   const std::string job_dir = absl::StrCat(dir_, "/", info.job_id());
+  const bool new_dir = !fs_->Exists(job_dir);
   DINO_RETURN_IF_ERROR(fs_->CreateDirs(job_dir));
+  // The new directory's entry in dir_ must be durable before a blob in it is: otherwise a crash
+  // can lose the whole directory after its checkpoint's row was committed.
+  if (new_dir) DINO_RETURN_IF_ERROR(fs_->SyncDir(dir_));
   upload->temp_path = absl::StrCat(job_dir, "/", info.id(), ".tmp");
   upload->relative_path = absl::StrCat(info.job_id(), "/", info.id(), ".ckpt");
   upload->final_path = absl::StrCat(dir_, "/", upload->relative_path);
@@ -133,8 +137,8 @@ void CheckpointRegistry::Abandon(std::unique_ptr<CheckpointUpload> upload) {
   fs_->DeleteFile(upload->temp_path).IgnoreError();
 }
 
-absl::StatusOr<CheckpointInfo> CheckpointRegistry::Commit(std::unique_ptr<CheckpointUpload> upload,
-                                                          absl::string_view sha256_hex) {
+absl::StatusOr<PreparedCheckpoint> CheckpointRegistry::Prepare(
+    std::unique_ptr<CheckpointUpload> upload, absl::string_view sha256_hex) {
   CheckpointUpload* u = upload.get();
   auto fail = [&](absl::Status status) {
     Abandon(std::move(upload));
@@ -151,29 +155,47 @@ absl::StatusOr<CheckpointInfo> CheckpointRegistry::Commit(std::unique_ptr<Checkp
                                                  " step ", u->info_.step(), ": sha256 is ", actual,
                                                  " but the sender said ", sha256_hex)));
   }
-  DINO_ASSIGN_OR_RETURN(std::vector<StoredCheckpoint> existing,
-                        store_->ListCheckpoints(u->info_.job_id(), false));
-  for (const StoredCheckpoint& e : existing) {
+  absl::StatusOr<std::vector<StoredCheckpoint>> existing =
+      store_->ListCheckpoints(u->info_.job_id(), false);
+  if (!existing.ok()) return fail(existing.status());
+  for (const StoredCheckpoint& e : *existing) {
     if (e.info.step() == u->info_.step() && e.info.sha256() == actual) {
       Abandon(std::move(upload));
-      return e.info;  // A re-sent upload.
+      return PreparedCheckpoint{e, /*duplicate=*/true};
     }
   }
   absl::Status status = u->file_->Sync();
   if (status.ok()) status = u->file_->Close();
   if (status.ok()) status = fs_->RenameFile(u->temp_path, u->final_path);
   if (!status.ok()) return fail(status);
-  DINO_RETURN_IF_ERROR(fs_->SyncDir(DirName(u->final_path)));
-  StoredCheckpoint row;
-  row.info = u->info_;
-  row.info.set_sha256(actual);
-  row.blob_path = u->relative_path;
-  status = store_->InsertCheckpoint(row);
+  PreparedCheckpoint prepared;
+  prepared.row.info = u->info_;
+  prepared.row.info.set_sha256(actual);
+  prepared.row.blob_path = u->relative_path;
+  status = fs_->SyncDir(DirName(u->final_path));
   if (!status.ok()) {
-    fs_->DeleteFile(u->final_path).IgnoreError();  // Recover() would remove it too.
+    Discard(prepared);
     return status;
   }
-  return row.info;
+  return prepared;
+}
+
+void CheckpointRegistry::Discard(const PreparedCheckpoint& prepared) {
+  if (prepared.duplicate) return;
+  // Recover() would remove it too: no row names it.
+  fs_->DeleteFile(BlobPath(prepared.row)).IgnoreError();
+}
+
+absl::StatusOr<CheckpointInfo> CheckpointRegistry::Commit(std::unique_ptr<CheckpointUpload> upload,
+                                                          absl::string_view sha256_hex) {
+  DINO_ASSIGN_OR_RETURN(PreparedCheckpoint prepared, Prepare(std::move(upload), sha256_hex));
+  if (prepared.duplicate) return prepared.row.info;
+  absl::Status status = store_->InsertCheckpoint(prepared.row);
+  if (!status.ok()) {
+    Discard(prepared);
+    return status;
+  }
+  return prepared.row.info;
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> CheckpointRegistry::List(const std::string& job_id) {

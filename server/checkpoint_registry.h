@@ -1,8 +1,11 @@
 // CheckpointRegistry: the checkpoint blobs on the coordinator's disk and their rows in the Store.
 //
 // Commit protocol (crash-safe at every step): the upload streams into "<dir>/<job>/<id>.tmp",
-// hashing as it goes; Commit checks the byte count and the sha256, fsyncs, renames to
-// "<dir>/<job>/<id>.ckpt", fsyncs the directory, and only then inserts the row. A truncated or
+// hashing as it goes (a job's directory is fsynced into <dir> when it is created); Prepare checks
+// the byte count and the sha256, fsyncs, renames to "<dir>/<job>/<id>.ckpt" and fsyncs the
+// directory; only then is the row inserted: by Commit, or by the caller in a transaction of its
+// own (the coordinator inserts it with the job's update, after checking that the uploading attempt
+// is still current) or, when the caller refuses it, Discard removes the blob. A truncated or
 // corrupt upload is rejected with DATA_LOSS and leaves nothing behind, so it never becomes the
 // latest. Deletion marks the row `deleting` (no longer listed), removes the blob, then the row;
 // Recover() finishes deletions interrupted by a crash and removes temporary files and blobs that
@@ -50,6 +53,8 @@ class CheckpointUpload {
   // Appends the next bytes. Fails with DATA_LOSS once more than the announced size arrives.
   absl::Status Append(absl::string_view data);
   const dino::v1::CheckpointInfo& info() const { return info_; }
+  const std::string& uploader() const { return uploader_; }
+  void set_uploader(std::string worker_id) { uploader_ = std::move(worker_id); }
   int64_t received() const { return received_; }
 
  private:
@@ -58,9 +63,18 @@ class CheckpointUpload {
   std::string temp_path;
   std::string final_path;
   std::string relative_path;  // final_path relative to the registry's dir (the row's blob_path)
+  std::string uploader_;  // The worker that sends it (CheckpointUploadHeader.worker_id).
   std::unique_ptr<WritableFile> file_;
   dino::Sha256 hash_;
   int64_t received_ = 0;
+};
+
+// A verified upload whose blob is durable under its final name, waiting for its row.
+struct PreparedCheckpoint {
+  StoredCheckpoint row;  // info.sha256 set.
+  // The job already had this checkpoint (same step and sha256: a re-sent upload); `row` is the
+  // stored one and nothing was written.
+  bool duplicate = false;
 };
 
 class CheckpointRegistry {
@@ -74,8 +88,15 @@ class CheckpointRegistry {
   // Starts an upload. `info` carries job_id, attempt, step, epoch, statistics and size_bytes
   // (the exact size that will be sent); the registry assigns the id.
   absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(dino::v1::CheckpointInfo info);
-  // Verifies and commits (see above). If the job already has a committed checkpoint at the same
-  // step with the same sha256 (a re-sent upload), returns that one and stores nothing new.
+  // Verifies the upload and makes its blob durable (see above); the row is not inserted yet. If
+  // the job already has a committed checkpoint at the same step with the same sha256 (a re-sent
+  // upload), returns that one as a duplicate and keeps nothing new.
+  absl::StatusOr<PreparedCheckpoint> Prepare(std::unique_ptr<CheckpointUpload> upload,
+                                             absl::string_view sha256_hex);
+  // Removes the blob of a prepared checkpoint whose row will not be inserted (nothing for a
+  // duplicate).
+  void Discard(const PreparedCheckpoint& prepared);
+  // Prepare, then insert the row on its own (Discard when that fails).
   absl::StatusOr<dino::v1::CheckpointInfo> Commit(std::unique_ptr<CheckpointUpload> upload,
                                                   absl::string_view sha256_hex);
   // Drops an unfinished upload (a broken stream) and its temporary file.

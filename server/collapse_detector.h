@@ -5,8 +5,9 @@
 // collapse.consecutive_reports such reports in a row (reports before collapse.ignore_before_epoch
 // are ignored), Observe returns a warning, once per run of collapsing reports.
 //
-// Ownership: a value per job, kept by the coordinator; not persisted (after a coordinator restart
-// the count starts again, which only delays a warning).
+// Ownership: a value made for each progress report from the job's stored CollapseStreak; the
+// coordinator stores streak() with the job in the report's transaction, so the count survives a
+// coordinator restart.
 // Thread-safety: none; the owner serialises calls. Failure: none.
 #pragma once
 
@@ -20,14 +21,17 @@ namespace dino::server {
 class CollapseDetector {
  public:
   // `spec` must have defaults applied.
-  explicit CollapseDetector(const dino::v1::CollapseSpec& spec) : spec_(spec) {}
+  explicit CollapseDetector(const dino::v1::CollapseSpec& spec,
+                            const dino::v1::CollapseStreak& streak = {})
+      : spec_(spec), streak_(streak) {}
 
   std::optional<dino::v1::CollapseWarning> Observe(const dino::v1::StepStats& stats);
+  // The counts after the reports observed so far.
+  const dino::v1::CollapseStreak& streak() const { return streak_; }
 
  private:
   dino::v1::CollapseSpec spec_;
-  int64_t low_kl_ = 0;
-  int64_t low_entropy_ = 0;
+  dino::v1::CollapseStreak streak_;
 };
 
 }  // namespace dino::server

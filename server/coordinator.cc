@@ -76,8 +76,8 @@ absl::Status Coordinator::Recover() {
     JobEntry entry;
     entry.seq = SeqOf(job.id());
     next_job_seq_ = std::max(next_job_seq_, entry.seq + 1);
-    entry.collapse = std::make_unique<CollapseDetector>(job.spec().collapse());
     entry.queued_since = now;
+    entry.progress_since = now;
     if (!job.spec().request_id().empty()) jobs_by_request_id_[job.spec().request_id()] = job.id();
     entry.job = std::move(job);
     const std::string id = entry.job.id();
@@ -101,6 +101,7 @@ absl::Status Coordinator::Recover() {
                          it->second.job.attempts_size() == worker.info.attempt();
     if (!current) SetWorkerIdleLocked(worker);
   }
+  ReconcileRunningJobsLocked();
   DINO_LOG(INFO) << "recovered " << jobs_.size() << " jobs and " << workers_.size() << " workers";
   UpdateGaugesLocked();
   return absl::OkStatus();
@@ -124,7 +125,8 @@ JobEvent Coordinator::StateEventLocked(const Job& job, JobState to, dino::v1::Fa
   return event;
 }
 
-absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector<JobEvent> events) {
+absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector<JobEvent> events,
+                                       Effects effects) {
   const auto now = NowProto();
   for (JobEvent& event : events) {
     event.set_index(updated.last_event_index() + 1);
@@ -138,8 +140,19 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
                       updated.state() == dino::v1::JOB_STATE_RESTARTING;
   // Set by the scheduling pass while the job waits, and meaningless once it does not.
   if (!queued) updated.clear_queued_reason();
-  DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events));
+  JobWrites also;
+  also.workers = std::move(effects.workers);
+  also.checkpoint = std::move(effects.checkpoint);
+  DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events, also));
+  for (dino::v1::WorkerInfo& info : also.workers) {
+    auto worker = workers_.find(info.id());
+    if (worker != workers_.end()) worker->second.info = std::move(info);
+  }
   if (queued && !was_queued) entry.queued_since = clock_->Now();
+  if (updated.state() == dino::v1::JOB_STATE_RUNNING &&
+      updated.attempts_size() != entry.job.attempts_size()) {
+    entry.progress_since = clock_->Now();
+  }
   entry.job = std::move(updated);
   const bool terminal = IsTerminal(entry.job.state());
   for (auto it = watchers_.begin(); it != watchers_.end();) {
@@ -157,6 +170,12 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
       it = watchers_.erase(it);
     } else {
       ++it;
+    }
+  }
+  for (const auto& [worker_id, message] : effects.messages) {
+    auto worker = workers_.find(worker_id);
+    if (worker != workers_.end() && worker->second.channel != nullptr) {
+      worker->second.channel->Send(message);
     }
   }
   UpdateGaugesLocked();
@@ -193,7 +212,6 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
   const int64_t seq = next_job_seq_++;
   JobEntry entry;
   entry.seq = seq;
-  entry.collapse = std::make_unique<CollapseDetector>(spec.collapse());
   Job job;
   job.set_id(absl::StrCat("job-", seq));
   job.set_submitter(submitter);
@@ -227,6 +245,7 @@ absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std:
   if (IsTerminal(entry->job.state())) return entry->job;
   const std::string message = reason.empty() ? "cancelled by a user" : reason;
   Job updated = entry->job;
+  Effects effects;
   if (updated.state() == dino::v1::JOB_STATE_RUNNING) {
     CoordinatorMessage notice;
     auto* cancel = notice.mutable_cancel();
@@ -234,14 +253,15 @@ absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std:
     cancel->set_attempt(updated.attempts_size());
     cancel->set_reason(message);
     EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_CANCELLED,
-                     dino::v1::FAILURE_REASON_UNSPECIFIED, message, "", notice);
+                     dino::v1::FAILURE_REASON_UNSPECIFIED, message, "", notice, &effects);
   }
   std::vector<JobEvent> events = {StateEventLocked(updated, dino::v1::JOB_STATE_CANCELLED,
                                                    dino::v1::FAILURE_REASON_UNSPECIFIED, message)};
   updated.set_state(dino::v1::JOB_STATE_CANCELLED);
   updated.set_message(message);
   *updated.mutable_end_time() = NowProto();
-  DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+  DINO_RETURN_IF_ERROR(
+      CommitLocked(*entry, std::move(updated), std::move(events), std::move(effects)));
   if (metrics_ != nullptr) metrics_->cancellations->Increment();
   DINO_LOG(INFO) << "job " << job_id << " cancelled: " << message;
   ScheduleLocked();
@@ -251,7 +271,7 @@ absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std:
 void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
                                    dino::v1::FailureReason reason, const std::string& message,
                                    const std::string& except_worker,
-                                   std::optional<CoordinatorMessage> notice) {
+                                   std::optional<CoordinatorMessage> notice, Effects* effects) {
   if (job.attempts_size() == 0) return;
   Attempt* attempt = job.mutable_attempts(job.attempts_size() - 1);
   if (attempt->state() != dino::v1::ATTEMPT_STATE_RUNNING) return;
@@ -267,10 +287,15 @@ void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
                             worker.info.attempt() == attempt->number() &&
                             worker.info.state() == dino::v1::WORKER_STATE_BUSY;
     if (!in_attempt) continue;
-    if (notice.has_value() && rank.worker_id() != except_worker && worker.channel != nullptr) {
-      worker.channel->Send(*notice);
+    if (notice.has_value() && rank.worker_id() != except_worker) {
+      effects->messages.emplace_back(rank.worker_id(), *notice);
     }
-    SetWorkerIdleLocked(worker);
+    dino::v1::WorkerInfo idle = worker.info;
+    idle.set_state(dino::v1::WORKER_STATE_IDLE);
+    idle.clear_job_id();
+    idle.clear_attempt();
+    idle.clear_rank();
+    effects->workers.push_back(std::move(idle));
   }
 }
 
@@ -289,7 +314,9 @@ absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureRe
   abort->set_job_id(updated.id());
   abort->set_attempt(updated.attempts_size());
   abort->set_reason(message);
-  EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_FAILED, reason, message, except_worker, notice);
+  Effects effects;
+  EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_FAILED, reason, message, except_worker, notice,
+                   &effects);
   const bool retry = preempted || (IsRetryable(reason) &&
                                    CountedRestarts(updated) < updated.spec().max_restarts());
   std::vector<JobEvent> events;
@@ -319,8 +346,11 @@ absl::Status Coordinator::FailAttemptLocked(JobEntry& entry, dino::v1::FailureRe
     updated.set_message(why);
     *updated.mutable_end_time() = NowProto();
   }
-  DINO_LOG(WARNING) << "job " << updated.id() << ": " << updated.message();
-  return CommitLocked(entry, std::move(updated), std::move(events));
+  const std::string summary = absl::StrCat("job ", updated.id(), ": ", updated.message());
+  DINO_RETURN_IF_ERROR(
+      CommitLocked(entry, std::move(updated), std::move(events), std::move(effects)));
+  DINO_LOG(WARNING) << summary;
+  return absl::OkStatus();
 }
 
 }  // namespace dino::server

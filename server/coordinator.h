@@ -148,8 +148,18 @@ class Coordinator {
   struct JobEntry {
     dino::v1::Job job;
     int64_t seq = 0;  // Submission order.
-    std::unique_ptr<CollapseDetector> collapse;
     absl::Time queued_since;  // When it last entered QUEUED or RESTARTING.
+    // While RUNNING: when the current attempt started or last reported a new step (or when this
+    // coordinator recovered it). The stall deadline counts from here.
+    absl::Time progress_since;
+  };
+  // What a job transition changes besides the job itself. CommitLocked stores it in the job's
+  // transaction and applies it in memory only once that transaction committed; the messages go
+  // out last, so no worker is told to stop an attempt that the store still has running.
+  struct Effects {
+    std::vector<dino::v1::WorkerInfo> workers;  // The new records of these workers.
+    std::optional<StoredCheckpoint> checkpoint;  // A checkpoint row to insert.
+    std::vector<std::pair<std::string, dino::v1::CoordinatorMessage>> messages;  // worker id, msg
   };
   struct WorkerEntry {
     dino::v1::WorkerInfo info;
@@ -166,10 +176,11 @@ class Coordinator {
     EventSink* sink = nullptr;
   };
 
-  // Writes `updated` and `events` (indices assigned here) to the store, then makes them current
-  // and delivers the events. On a store error nothing changes in memory.
+  // Writes `updated`, `events` (indices assigned here) and `effects` to the store in one
+  // transaction, then makes them current, delivers the events and sends the effects' messages. On
+  // a store error nothing changes in memory and nothing is sent.
   absl::Status CommitLocked(JobEntry& entry, dino::v1::Job updated,
-                            std::vector<dino::v1::JobEvent> events)
+                            std::vector<dino::v1::JobEvent> events, Effects effects = Effects())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   dino::v1::JobEvent StateEventLocked(const dino::v1::Job& job, dino::v1::JobState to,
                                       dino::v1::FailureReason reason, const std::string& message)
@@ -181,19 +192,31 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartAttemptLocked(JobEntry& entry, const std::vector<std::string>& worker_ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends the current attempt with `state`. Its workers become idle (unless dead); the ranks other
-  // than `except_worker` get `notice` (Abort or Cancel) when it is set.
+  // Ends the current attempt of `job` with `state`. Adds to `effects`: its workers become idle
+  // (unless dead), and the ranks other than `except_worker` get `notice` (Abort or Cancel) when it
+  // is set. The caller commits `job` with `effects`.
   void EndAttemptLocked(dino::v1::Job& job, dino::v1::AttemptState state,
                         dino::v1::FailureReason reason, const std::string& message,
                         const std::string& except_worker,
-                        std::optional<dino::v1::CoordinatorMessage> notice)
+                        std::optional<dino::v1::CoordinatorMessage> notice, Effects* effects)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Fails the current attempt and restarts the job or fails it, by the retry policy.
+  // Fails the current attempt and restarts the job or fails it, by the retry policy. On an error
+  // nothing changed: the attempt still runs.
   absl::Status FailAttemptLocked(JobEntry& entry, dino::v1::FailureReason reason,
                                  const std::string& message, const std::string& except_worker)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MarkDeadLocked(WorkerEntry& worker, const std::string& why)
+  // Declares the worker dead, failing its attempt first. When the attempt cannot be failed (a
+  // store error) the worker is left as it was and the error returned: the next Tick tries again,
+  // so a job is never left RUNNING on a dead rank.
+  absl::Status MarkDeadLocked(WorkerEntry& worker, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Recover's check of jobs against workers: a RUNNING job whose current attempt has a rank that
+  // the workers' records do not show busy in it (a crash between the two writes, by a coordinator
+  // older than the one-transaction commit) is failed, to be restarted.
+  void ReconcileRunningJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tick's progress deadline: fails with FAILURE_REASON_STALLED each RUNNING attempt that reported
+  // no new step for its spec's progress_timeout_seconds.
+  void FailStalledAttemptsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetWorkerIdleLocked(WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The registered, not dead worker `worker_id`, or NOT_FOUND telling it to register again.
   absl::StatusOr<WorkerEntry*> LiveWorkerLocked(const std::string& worker_id)
@@ -205,7 +228,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info)
+  // Makes `info` the job's latest checkpoint: the job's fields and a checkpoint event, committed
+  // with `row` when it is set (a new checkpoint), then retention.
+  absl::Status OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info,
+                                  std::optional<StoredCheckpoint> row)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when a rank of the job's current attempt runs on a leaving worker.

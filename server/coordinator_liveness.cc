@@ -24,12 +24,71 @@ void Coordinator::Tick() {
         continue;
       }
     } else if (now - worker.last_seen > options_.worker_timeout) {
+      // On an error the worker stays as it was, and the next tick tries again.
       MarkDeadLocked(worker,
-                     absl::StrCat("silent for ", absl::FormatDuration(now - worker.last_seen)));
+                     absl::StrCat("silent for ", absl::FormatDuration(now - worker.last_seen)))
+          .IgnoreError();
     }
     ++it;
   }
+  FailStalledAttemptsLocked(now);
   ScheduleLocked();
+}
+
+void Coordinator::FailStalledAttemptsLocked(absl::Time now) {
+  for (auto& [id, entry] : jobs_) {
+    if (entry.job.state() != dino::v1::JOB_STATE_RUNNING) continue;
+    const int64_t timeout_seconds = entry.job.spec().progress_timeout_seconds();
+    if (timeout_seconds <= 0) continue;
+    const absl::Duration silent = now - entry.progress_since;
+    if (silent <= absl::Seconds(timeout_seconds)) continue;
+    const std::string last =
+        entry.job.has_latest_stats()
+            ? absl::StrCat("the last reported step is ", entry.job.latest_stats().step())
+            : std::string("no step was reported yet");
+    // Its workers still heartbeat, so nothing else would ever end it. On a store error the
+    // attempt keeps running and the next tick tries again.
+    absl::Status status = FailAttemptLocked(
+        entry, dino::v1::FAILURE_REASON_STALLED,
+        absl::StrCat("no new step reported for ", absl::FormatDuration(silent), " (", last,
+                     "; progress_timeout_seconds ", timeout_seconds, ")"),
+        "");
+    if (!status.ok()) {
+      DINO_LOG(ERROR) << "could not fail the stalled attempt of " << id << ": " << status;
+    }
+  }
+}
+
+void Coordinator::ReconcileRunningJobsLocked() {
+  for (auto& [id, entry] : jobs_) {
+    if (entry.job.state() != dino::v1::JOB_STATE_RUNNING || entry.job.attempts_size() == 0) {
+      continue;
+    }
+    const dino::v1::Attempt& attempt = entry.job.attempts(entry.job.attempts_size() - 1);
+    std::string missing;
+    for (const auto& rank : attempt.ranks()) {
+      auto it = workers_.find(rank.worker_id());
+      const bool busy_here = it != workers_.end() &&
+                             it->second.info.state() == dino::v1::WORKER_STATE_BUSY &&
+                             it->second.info.job_id() == id &&
+                             it->second.info.attempt() == attempt.number() &&
+                             it->second.info.rank() == rank.rank();
+      if (!busy_here) {
+        missing = absl::StrCat("worker ", rank.worker_id(), " (rank ", rank.rank(), ")");
+        break;
+      }
+    }
+    if (missing.empty()) continue;
+    absl::Status status = FailAttemptLocked(
+        entry, dino::v1::FAILURE_REASON_COORDINATOR,
+        absl::StrCat("recovered RUNNING but ", missing, " is not recorded in attempt ",
+                     attempt.number()),
+        "");
+    if (!status.ok()) {
+      // Left RUNNING: its live ranks, if any, report or time out; the next restart checks again.
+      DINO_LOG(ERROR) << "could not fail the unreconciled attempt of " << id << ": " << status;
+    }
+  }
 }
 
 int32_t CountedRestarts(const dino::v1::Job& job) {

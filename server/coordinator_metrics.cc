@@ -35,9 +35,15 @@ class MeteredStore final : public Store {
   absl::StatusOr<int64_t> NextSequence(absl::string_view name) override {
     return Timed([&] { return store_->NextSequence(name); });
   }
-  absl::Status SaveJob(const dino::v1::Job& job,
-                       absl::Span<const dino::v1::JobEvent> events) override {
-    return Timed([&] { return store_->SaveJob(job, events); });
+  absl::Status SaveJob(const dino::v1::Job& job, absl::Span<const dino::v1::JobEvent> events,
+                       const JobWrites& also) override {
+    DINO_RETURN_IF_ERROR(Timed([&] { return store_->SaveJob(job, events, also); }));
+    if (also.checkpoint.has_value()) {
+      absl::MutexLock lock(&mu_);
+      sizes_[also.checkpoint->info.id()] = also.checkpoint->info.size_bytes();
+      PublishLocked();
+    }
+    return absl::OkStatus();
   }
   absl::StatusOr<std::vector<dino::v1::Job>> LoadJobs() override { return store_->LoadJobs(); }
   absl::StatusOr<std::vector<dino::v1::JobEvent>> ListEvents(const std::string& job_id,

@@ -113,19 +113,26 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
   events[0].mutable_state_change()->set_attempt(attempt->number());
   updated.set_state(dino::v1::JOB_STATE_RUNNING);
   updated.set_message(message);
+  // The gang's records change in the job's transaction: a crash cannot leave the job RUNNING on
+  // workers stored idle (nor workers busy in an attempt that was never stored).
+  Effects effects;
+  for (const auto& rank : attempt->ranks()) {
+    dino::v1::WorkerInfo busy = workers_.at(rank.worker_id()).info;
+    busy.set_state(dino::v1::WORKER_STATE_BUSY);
+    busy.set_job_id(updated.id());
+    busy.set_attempt(attempt->number());
+    busy.set_rank(rank.rank());
+    effects.workers.push_back(std::move(busy));
+  }
   const absl::Time queued_since = entry.queued_since;
-  DINO_RETURN_IF_ERROR(CommitLocked(entry, std::move(updated), std::move(events)));
+  DINO_RETURN_IF_ERROR(
+      CommitLocked(entry, std::move(updated), std::move(events), std::move(effects)));
   if (metrics_ != nullptr) {
     metrics_->scheduling_latency->Observe(absl::ToDoubleSeconds(clock_->Now() - queued_since));
   }
   const Attempt& started = entry.job.attempts(entry.job.attempts_size() - 1);
   for (const auto& rank : started.ranks()) {
     WorkerEntry& worker = workers_.at(rank.worker_id());
-    worker.info.set_state(dino::v1::WORKER_STATE_BUSY);
-    worker.info.set_job_id(entry.job.id());
-    worker.info.set_attempt(started.number());
-    worker.info.set_rank(rank.rank());
-    SaveWorkerLocked(worker);
     if (worker.channel != nullptr) {
       worker.channel->Send(
           AssignmentLocked(entry.job, rank.rank(), resume.ok() ? &resume->info : nullptr));

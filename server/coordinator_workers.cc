@@ -55,12 +55,10 @@ void Coordinator::SetWorkerIdleLocked(WorkerEntry& worker) {
   SaveWorkerLocked(worker);
 }
 
-void Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
+absl::Status Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
   const std::string job_id = worker.info.job_id();
   const bool busy = worker.info.state() == dino::v1::WORKER_STATE_BUSY;
   const int32_t rank = worker.info.rank();
-  DINO_LOG(WARNING) << "worker " << worker.info.id() << " (" << worker.info.name()
-                    << ") is dead: " << why;
   if (busy) {
     auto it = jobs_.find(job_id);
     if (it != jobs_.end() && it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
@@ -70,10 +68,15 @@ void Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
           absl::StrCat("worker ", worker.info.id(), " (rank ", rank, ") was lost: ", why),
           worker.info.id());
       if (!status.ok()) {
-        DINO_LOG(ERROR) << "could not fail the attempt of " << job_id << ": " << status;
+        DINO_LOG(ERROR) << "worker " << worker.info.id() << " (" << worker.info.name()
+                        << ") is lost (" << why << ") but the attempt of " << job_id
+                        << " could not be failed; retrying on the next tick: " << status;
+        return status;
       }
     }
   }
+  DINO_LOG(WARNING) << "worker " << worker.info.id() << " (" << worker.info.name()
+                    << ") is dead: " << why;
   worker.info.set_state(dino::v1::WORKER_STATE_DEAD);
   worker.info.clear_job_id();
   worker.info.clear_attempt();
@@ -85,6 +88,7 @@ void Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
   }
   SaveWorkerLocked(worker);
   UpdateGaugesLocked();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
@@ -193,8 +197,8 @@ void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel
   if (it == workers_.end() || it->second.channel.get() != channel) return;
   it->second.channel = nullptr;
   // A leaving worker that closed its stream is gone (its attempt, if still running, is preempted).
-  if (it->second.leaving) {
-    MarkDeadLocked(it->second, "left the pool (shut down)");
+  // When its attempt cannot be failed now, the liveness timeout declares it dead later.
+  if (it->second.leaving && MarkDeadLocked(it->second, "left the pool (shut down)").ok()) {
     ScheduleLocked();
   }
 }
@@ -271,11 +275,12 @@ absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
   Job updated = entry->job;
   std::vector<JobEvent> events;
   std::optional<dino::v1::CollapseWarning> fatal;
+  CollapseDetector collapse(updated.spec().collapse(), updated.collapse_streak());
   for (const auto& stats : fresh) {
     JobEvent progress;
     *progress.mutable_progress() = stats;
     events.push_back(std::move(progress));
-    std::optional<dino::v1::CollapseWarning> warning = entry->collapse->Observe(stats);
+    std::optional<dino::v1::CollapseWarning> warning = collapse.Observe(stats);
     if (warning.has_value()) {
       JobEvent collapse;
       *collapse.mutable_collapse_warning() = *warning;
@@ -287,7 +292,9 @@ absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
     }
   }
   *updated.mutable_latest_stats() = fresh.back();
+  *updated.mutable_collapse_streak() = collapse.streak();
   DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+  entry->progress_since = clock_->Now();
   if (fatal.has_value()) {
     DINO_RETURN_IF_ERROR(
         FailAttemptLocked(*entry, dino::v1::FAILURE_REASON_COLLAPSE,
@@ -323,7 +330,10 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginCheckpointUp
   if (header.has_knn_top1()) info.set_knn_top1(header.knn_top1());
   info.set_is_final(header.is_final());
   *info.mutable_create_time() = NowProto();
-  return checkpoints_->BeginUpload(std::move(info));
+  DINO_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointUpload> upload,
+                        checkpoints_->BeginUpload(std::move(info)));
+  upload->set_uploader(header.worker_id());
+  return upload;
 }
 
 void Coordinator::AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload) {
@@ -332,17 +342,44 @@ void Coordinator::AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> uplo
 
 absl::StatusOr<dino::v1::CheckpointInfo> Coordinator::FinishCheckpointUpload(
     std::unique_ptr<CheckpointUpload> upload, const std::string& sha256) {
-  const std::string pending_id = upload->info().id();
-  DINO_ASSIGN_OR_RETURN(dino::v1::CheckpointInfo info,
-                        checkpoints_->Commit(std::move(upload), sha256));
+  const std::string job_id = upload->info().job_id();
+  const int32_t attempt = upload->info().attempt();
+  const std::string uploader = upload->uploader();
+  // Verifying and fsyncing a large blob happens outside the lock; the fence and the row do not.
+  DINO_ASSIGN_OR_RETURN(PreparedCheckpoint prepared,
+                        checkpoints_->Prepare(std::move(upload), sha256));
   absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(info.job_id());
-  if (it != jobs_.end() && info.id() == pending_id) OnCheckpointLocked(it->second, info);
-  return info;
+  absl::StatusOr<JobEntry*> current = CurrentAttemptLocked(job_id, attempt, uploader);
+  if (prepared.duplicate) {
+    // A re-sent upload whose reply was lost. Its row is stored; the job's fields and event may not
+    // be (a store written before they shared one transaction), so they are caught up here.
+    const dino::v1::CheckpointInfo& info = prepared.row.info;
+    if (current.ok() && (*current)->job.latest_checkpoint_id() != info.id()) {
+      absl::StatusOr<StoredCheckpoint> latest = checkpoints_->Resolve(job_id, "latest");
+      if (latest.ok() && latest->info.id() == info.id()) {
+        DINO_RETURN_IF_ERROR(OnCheckpointLocked(**current, info, std::nullopt));
+      }
+    }
+    return info;
+  }
+  if (!current.ok()) {
+    // The attempt failed or the job was cancelled while the bytes were in flight: committing now
+    // could make an old attempt's checkpoint the latest, or give a terminal job a checkpoint.
+    checkpoints_->Discard(prepared);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint of ", job_id, " step ", prepared.row.info.step(),
+        " not committed: ", current.status().message()));
+  }
+  absl::Status status = OnCheckpointLocked(**current, prepared.row.info, prepared.row);
+  if (!status.ok()) {
+    checkpoints_->Discard(prepared);  // Neither row nor event was stored.
+    return status;
+  }
+  return prepared.row.info;
 }
 
-void Coordinator::OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info) {
-  if (metrics_ != nullptr) metrics_->checkpoints_stored->Increment();
+absl::Status Coordinator::OnCheckpointLocked(JobEntry& entry, const dino::v1::CheckpointInfo& info,
+                                             std::optional<StoredCheckpoint> row) {
   Job updated = entry.job;
   updated.set_latest_checkpoint_id(info.id());
   if (info.has_knn_top1()) updated.set_latest_knn_top1(info.knn_top1());
@@ -352,16 +389,23 @@ void Coordinator::OnCheckpointLocked(JobEntry& entry, const dino::v1::Checkpoint
   }
   JobEvent event;
   *event.mutable_checkpoint() = info;
-  absl::Status status = CommitLocked(entry, std::move(updated), {event});
-  if (status.ok()) {
-    status = checkpoints_
-                 ->ApplyRetention(entry.job.id(), entry.job.spec().checkpoint().keep_last(),
-                                  entry.job.spec().checkpoint().keep_best())
-                 .status();
-  }
+  Effects effects;
+  const bool inserted = row.has_value();
+  effects.checkpoint = std::move(row);
+  DINO_RETURN_IF_ERROR(CommitLocked(entry, std::move(updated), {event}, std::move(effects)));
+  if (inserted && metrics_ != nullptr) metrics_->checkpoints_stored->Increment();
+  // The checkpoint is committed whatever retention does; a deletion it could not finish is
+  // finished by the next retention pass or by Recover.
+  absl::Status status =
+      checkpoints_
+          ->ApplyRetention(entry.job.id(), entry.job.spec().checkpoint().keep_last(),
+                           entry.job.spec().checkpoint().keep_best())
+          .status();
   if (!status.ok()) {
-    DINO_LOG(ERROR) << "checkpoint " << info.id() << " of " << info.job_id() << ": " << status;
+    DINO_LOG(ERROR) << "retention after checkpoint " << info.id() << " of " << info.job_id()
+                    << ": " << status;
   }
+  return absl::OkStatus();
 }
 
 absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& request) {
@@ -382,8 +426,9 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
         break;
       }
       Job updated = entry->job;
+      Effects effects;
       EndAttemptLocked(updated, dino::v1::ATTEMPT_STATE_SUCCEEDED,
-                       dino::v1::FAILURE_REASON_UNSPECIFIED, "", "", std::nullopt);
+                       dino::v1::FAILURE_REASON_UNSPECIFIED, "", "", std::nullopt, &effects);
       if (request.has_knn_top1() &&
           (!updated.has_best_knn_top1() || request.knn_top1() > updated.best_knn_top1())) {
         updated.set_best_knn_top1(request.knn_top1());
@@ -395,7 +440,8 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
       updated.set_state(dino::v1::JOB_STATE_SUCCEEDED);
       updated.set_message(message);
       *updated.mutable_end_time() = NowProto();
-      DINO_RETURN_IF_ERROR(CommitLocked(*entry, std::move(updated), std::move(events)));
+      DINO_RETURN_IF_ERROR(
+          CommitLocked(*entry, std::move(updated), std::move(events), std::move(effects)));
       DINO_LOG(INFO) << "job " << request.job_id() << " succeeded: " << message;
       break;
     }
@@ -405,10 +451,10 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
           request.outcome() == dino::v1::ATTEMPT_OUTCOME_FAILED
               ? request.failure_reason()
               : dino::v1::FAILURE_REASON_INTERNAL;  // Cancelled without being asked to.
-      if (worker != workers_.end()) {
-        // A worker that reports PREEMPTED is shutting down, even if its Leaving was lost.
-        if (reason == dino::v1::FAILURE_REASON_PREEMPTED) worker->second.leaving = true;
-        SetWorkerIdleLocked(worker->second);
+      // A worker that reports PREEMPTED is shutting down, even if its Leaving was lost. It becomes
+      // idle with the rest of the gang, in the transaction that fails the attempt.
+      if (worker != workers_.end() && reason == dino::v1::FAILURE_REASON_PREEMPTED) {
+        worker->second.leaving = true;
       }
       DINO_RETURN_IF_ERROR(FailAttemptLocked(
           *entry, reason,

@@ -236,6 +236,7 @@ void CheckResourcesAndPolicies(const JobSpec& spec, Checker* c) {
   c->Range("collapse.ignore_before_epoch", col.ignore_before_epoch(), 0, 100000);
   c->Range("max_restarts", spec.max_restarts(), 0, 1000);
   c->Range("progress_every_steps", spec.progress_every_steps(), 1, 1000000);
+  c->Range("progress_timeout_seconds", spec.progress_timeout_seconds(), 0, 604800);
 }
 
 // Each field may be in range while the product is not (a 65536-image batch of 4096-pixel crops):
@@ -277,6 +278,7 @@ void ApplyJobSpecDefaults(JobSpec* spec) {
   DINO_DEFAULT(spec, max_restarts, 3);
   DINO_DEFAULT(spec, seed, 0);
   DINO_DEFAULT(spec, progress_every_steps, 10);
+  DINO_DEFAULT(spec, progress_timeout_seconds, 3600);
 
   auto* m = spec->mutable_model();
   DINO_DEFAULT(m, preset, "vit_small");

@@ -99,7 +99,8 @@ class SqliteStore final : public Store {
     });
   }
 
-  absl::Status SaveJob(const Job& job, absl::Span<const JobEvent> events) override {
+  absl::Status SaveJob(const Job& job, absl::Span<const JobEvent> events,
+                       const JobWrites& also) override {
     absl::MutexLock lock(&mu_);
     return InTransaction<bool>([&]() -> absl::StatusOr<bool> {
              DINO_ASSIGN_OR_RETURN(
@@ -133,6 +134,12 @@ class SqliteStore final : public Store {
                    .Bind(2, event.index())
                    .BindBlob(3, event.SerializeAsString());
                DINO_RETURN_IF_ERROR(put_event->Run());
+             }
+             for (const WorkerInfo& worker : also.workers) {
+               DINO_RETURN_IF_ERROR(PutWorkerLocked(worker));
+             }
+             if (also.checkpoint.has_value()) {
+               DINO_RETURN_IF_ERROR(PutCheckpointLocked(*also.checkpoint));
              }
              return true;
            })
@@ -212,6 +219,11 @@ class SqliteStore final : public Store {
 
   absl::Status InsertCheckpoint(const StoredCheckpoint& checkpoint) override {
     absl::MutexLock lock(&mu_);
+    return PutCheckpointLocked(checkpoint);
+  }
+
+  absl::Status PutCheckpointLocked(const StoredCheckpoint& checkpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     DINO_ASSIGN_OR_RETURN(
         auto put,
         db_->Prepare("INSERT INTO checkpoints(id, job_id, step, blob_path, deleting, record) "
@@ -264,6 +276,10 @@ class SqliteStore final : public Store {
 
   absl::Status SaveWorker(const WorkerInfo& worker) override {
     absl::MutexLock lock(&mu_);
+    return PutWorkerLocked(worker);
+  }
+
+  absl::Status PutWorkerLocked(const WorkerInfo& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     DINO_ASSIGN_OR_RETURN(auto put,
                           db_->Prepare("INSERT OR REPLACE INTO workers(id, record) VALUES(?, ?)"));
     return put->Bind(1, worker.id()).BindBlob(2, worker.SerializeAsString()).Run();

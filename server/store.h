@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,15 @@ struct StoredCheckpoint {
   bool deleting = false;  // Retention started deleting it; never listed or served.
 };
 
+// What else one job transition writes, in the same transaction as the job: the workers whose
+// records change with it (the gang of an attempt that starts or ends), and a checkpoint row that
+// becomes the job's latest. A crash therefore never leaves a job RUNNING on workers stored idle,
+// nor a committed checkpoint without its event.
+struct JobWrites {
+  std::vector<dino::v1::WorkerInfo> workers;  // Saved as with SaveWorker.
+  std::optional<StoredCheckpoint> checkpoint;  // Inserted as with InsertCheckpoint.
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -41,9 +51,11 @@ class Store {
   // Returns the next value (1, 2, ...) of the named sequence; never repeats, even across restarts.
   virtual absl::StatusOr<int64_t> NextSequence(absl::string_view name) = 0;
 
-  // Writes `job` (and each of its attempts) and appends `events`, all in one transaction.
+  // Writes `job` (and each of its attempts), appends `events` and applies `also`, all in one
+  // transaction: on an error nothing of it is stored.
   virtual absl::Status SaveJob(const dino::v1::Job& job,
-                               absl::Span<const dino::v1::JobEvent> events) = 0;
+                               absl::Span<const dino::v1::JobEvent> events,
+                               const JobWrites& also = JobWrites()) = 0;
   virtual absl::StatusOr<std::vector<dino::v1::Job>> LoadJobs() = 0;
   // Events of a job with index > after_index, ascending, at most `limit` (0 = all).
   virtual absl::StatusOr<std::vector<dino::v1::JobEvent>> ListEvents(const std::string& job_id,

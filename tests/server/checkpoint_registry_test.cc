@@ -56,6 +56,25 @@ class CheckpointRegistryTest : public ::testing::Test {
   std::unique_ptr<CheckpointRegistry> registry_;
 };
 
+TEST_F(CheckpointRegistryTest, NewJobDirectoryIsSyncedIntoTheBlobDirectoryFirst) {
+  // The first SyncDir under blobs/ must be blobs/ itself, when job-1/ is created: before the fix
+  // the first one was job-1/ at the commit, after the blob's rename.
+  fs_->FailOn("SyncDir", dir_ + "/blobs", absl::DataLossError("injected sync failure"), 0, 1);
+  dino::v1::CheckpointInfo info;
+  info.set_job_id("job-1");
+  info.set_step(1);
+  info.set_size_bytes(4);
+  auto upload = registry_->BeginUpload(info);
+  EXPECT_EQ(upload.status().code(), absl::StatusCode::kDataLoss) << upload.status();
+  fs_->ClearFaults();
+  auto committed = Upload(1, "data");
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  // The directory exists now: a second job directory is synced, not this one again.
+  fs_->FailOn("SyncDir", dir_ + "/blobs", absl::DataLossError("injected sync failure"), 0, 1);
+  info.set_step(2);
+  EXPECT_TRUE(registry_->BeginUpload(info).ok());
+}
+
 TEST_F(CheckpointRegistryTest, CommittedUploadIsListedAndReadsBackVerified) {
   auto info = Upload(100, "checkpoint bytes");
   ASSERT_TRUE(info.ok()) << info.status();

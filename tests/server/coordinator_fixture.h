@@ -1,6 +1,7 @@
 // CoordinatorFixture: a Coordinator on a SQLite store and a checkpoint registry in a fresh data
 // dir, driven by a simulated clock, with helpers to add workers (recording channels), submit jobs,
-// commit checkpoints and report results. Shared by coordinator_test.cc and preemption_test.cc.
+// commit checkpoints and report results. Its store can be told to fail writes (faulty_). Shared by
+// the coordinator tests.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,7 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "server/coordinator.h"
+#include "tests/server/faulty_store.h"
 #include "tests/server/test_util.h"
 
 namespace dino::server::testing {
@@ -32,7 +34,9 @@ class CoordinatorFixture : public ::testing::Test {
     store_.reset();
     auto store = OpenSqliteStore(dir_ + "/db");
     ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    auto faulty = std::make_unique<FaultyStore>(std::move(*store));
+    faulty_ = faulty.get();
+    store_ = std::move(faulty);
     registry_ =
         std::make_unique<CheckpointRegistry>(store_.get(), DefaultFileSystem(), dir_ + "/blobs");
     CoordinatorOptions options;
@@ -107,6 +111,7 @@ class CoordinatorFixture : public ::testing::Test {
   SimulatedClock clock_;
   int next_port_ = 0;
   std::unique_ptr<Store> store_;
+  FaultyStore* faulty_ = nullptr;  // store_, to inject write failures.
   std::unique_ptr<CheckpointRegistry> registry_;
   std::unique_ptr<Coordinator> coordinator_;
 };
