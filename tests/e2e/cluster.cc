@@ -157,7 +157,8 @@ void Cluster::StartCoordinator() {
                                    "--listen",
                                    absl::StrCat("127.0.0.1:", coordinator_port_),
                                    "--data-dir",
-                                   dir_ + "/coordinator",
+                                   data_dir_spelling.empty() ? coordinator_data_dir()
+                                                             : data_dir_spelling,
                                    "--metrics-host",
                                    "127.0.0.1",
                                    "--metrics-port",

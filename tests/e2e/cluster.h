@@ -54,6 +54,10 @@ class Cluster {
   void StartCoordinator();
   // Extra dino-coordinator flags for the next StartCoordinator (e.g. {"--data-roots", dir}).
   std::vector<std::string> coordinator_flags;
+  // The --data-dir of the next StartCoordinator: coordinator_data_dir() unless set, e.g. to the
+  // same directory spelled another way.
+  std::string data_dir_spelling;
+  std::string coordinator_data_dir() const { return dir_ + "/coordinator"; }
   void KillCoordinator();
   // Starts worker `i` (a new process each time; its work dir persists across restarts).
   void StartWorker(int i);
