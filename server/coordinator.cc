@@ -164,7 +164,8 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
 }
 
 absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec,
-                                                                   const std::string& submitter) {
+                                                                   const JobCaller& caller) {
+  const std::string& submitter = caller.name;
   ApplyJobSpecDefaults(&spec);
   DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
   absl::MutexLock lock(&mu_);
@@ -221,9 +222,15 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
   return response;
 }
 
-absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std::string& reason) {
+absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std::string& reason,
+                                           const JobCaller& caller) {
   absl::MutexLock lock(&mu_);
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
+  if (!caller.admin && entry->job.submitter() != caller.name) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("\"", caller.name, "\" may cancel only its own jobs; ", job_id,
+                     " was submitted by \"", entry->job.submitter(), "\""));
+  }
   if (IsTerminal(entry->job.state())) return entry->job;
   const std::string message = reason.empty() ? "cancelled by a user" : reason;
   Job updated = entry->job;

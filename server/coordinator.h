@@ -19,7 +19,8 @@
 // invoked with that mutex held, so they must only queue work and never call back in.
 // Failure: NOT_FOUND for unknown jobs, workers and checkpoints; INVALID_ARGUMENT for bad specs and
 // requests (naming the field); FAILED_PRECONDITION for a report about an attempt that is no longer
-// current; UNAVAILABLE after Shutdown(); store errors as they come.
+// current; PERMISSION_DENIED for a caller acting on a job that is not its own; UNAVAILABLE after
+// Shutdown(); store errors as they come.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +77,14 @@ class EventSink {
   virtual void OnEnd(const absl::Status& status) = 0;
 };
 
+// Who asks for a job-level change, as authenticated (server/auth_interceptor.h). Without auth
+// every caller is the anonymous admin, so everything works as it always has.
+struct JobCaller {
+  std::string name = "anonymous";
+  // Admin may cancel every job; anyone else cancels only the jobs `name` submitted.
+  bool admin = true;
+};
+
 class Coordinator {
  public:
   Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* clock,
@@ -88,12 +97,16 @@ class Coordinator {
   absl::Status Recover();
 
   // ---- JobService ----
-  // `submitter` is recorded in Job.submitter (the token's name; "anonymous" without auth).
+  // `caller.name` is recorded in Job.submitter (the token's name; "anonymous" without auth).
   absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec,
-                                                        const std::string& submitter = "anonymous");
+                                                        const JobCaller& caller = JobCaller());
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& job_id);
   absl::StatusOr<dino::v1::ListJobsResponse> ListJobs(const dino::v1::ListJobsRequest& request);
-  absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);
+  // PERMISSION_DENIED when `caller` is not an admin and did not submit the job. The check and the
+  // cancellation are one critical section: job ids are sequential, so a check made before the job
+  // existed would let a submitter cancel the job someone else submits in between.
+  absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason,
+                                          const JobCaller& caller = JobCaller());
   // Sends the events after `after_index` to `sink`, then every new one, until the job ends.
   // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called). With
   // `max_backlog` > 0 the stored events are read in pages of that many, and when more than
