@@ -83,6 +83,10 @@ class AuthCalls {
   absl::flat_hash_map<const grpc::ServerContextBase*, Entry> calls_ ABSL_GUARDED_BY(mu_);
 };
 
+// The name of the call's authenticated caller: kAnonymousSubmitter when `calls` is null (auth off)
+// or the call has no authenticated caller.
+std::string CallerName(const AuthCalls* calls, const grpc::ServerContextBase* context);
+
 // The submitter of a job (for CancelJob by a submitter); NOT_FOUND for an unknown job.
 using JobSubmitterLookup = std::function<absl::StatusOr<std::string>(const std::string& job_id)>;
 

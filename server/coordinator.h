@@ -19,8 +19,8 @@
 // invoked with that mutex held, so they must only queue work and never call back in.
 // Failure: NOT_FOUND for unknown jobs, workers and checkpoints; INVALID_ARGUMENT for bad specs and
 // requests (naming the field); FAILED_PRECONDITION for a report about an attempt that is no longer
-// current; PERMISSION_DENIED for a caller acting on a job that is not its own; UNAVAILABLE after
-// Shutdown(); store errors as they come.
+// current; PERMISSION_DENIED for a caller acting on a job or a worker that is not its own;
+// UNAVAILABLE after Shutdown(); store errors as they come.
 #pragma once
 
 #include <cstdint>
@@ -126,21 +126,30 @@ class Coordinator {
   std::vector<dino::v1::WorkerInfo> ListWorkers(bool include_dead);
 
   // ---- WorkerService ----
+  // `credential` is the name of the caller's token ("anonymous" without auth). A worker id is
+  // bound to the credential that registered it (WorkerInfo.registered_by): registering again with
+  // it as previous_worker_id, its Hello, progress, checkpoint uploads and results from any other
+  // credential are PERMISSION_DENIED naming the worker id. Heartbeats and Leaving travel on the
+  // stream whose Hello was checked.
   absl::StatusOr<dino::v1::RegisterResponse> RegisterWorker(
-      const dino::v1::RegisterRequest& request);
+      const dino::v1::RegisterRequest& request, const std::string& credential = "anonymous");
   // The Hello of a Connect stream. NOT_FOUND for an unknown or dead worker (register again).
-  absl::Status AttachWorker(const std::string& worker_id, std::shared_ptr<WorkerChannel> channel);
+  absl::Status AttachWorker(const std::string& worker_id, std::shared_ptr<WorkerChannel> channel,
+                            const std::string& credential = "anonymous");
   // The stream ended; the worker stays alive until its liveness timeout.
   void DetachWorker(const std::string& worker_id, const WorkerChannel* channel);
   absl::Status Heartbeat(const std::string& worker_id, const dino::v1::Heartbeat& heartbeat);
   absl::StatusOr<dino::v1::ReportProgressResponse> ReportProgress(
-      const dino::v1::ReportProgressRequest& request);
+      const dino::v1::ReportProgressRequest& request, const std::string& credential = "anonymous");
   absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginCheckpointUpload(
-      const dino::v1::CheckpointUploadHeader& header);
+      const dino::v1::CheckpointUploadHeader& header, const std::string& credential = "anonymous");
   absl::StatusOr<dino::v1::CheckpointInfo> FinishCheckpointUpload(
       std::unique_ptr<CheckpointUpload> upload, const std::string& sha256);
   void AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload);
-  absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
+  // Whether a SUCCEEDED ends the job is decided by the rank the coordinator assigned to
+  // request.worker_id in the current attempt (rank 0 ends it), never by request.rank.
+  absl::Status ReportResult(const dino::v1::ReportResultRequest& request,
+                            const std::string& credential = "anonymous");
   // The worker is shutting down (WorkerMessage.Leaving, after SIGTERM): nothing more is scheduled
   // on it, a failure of its current attempt is a preemption (FAILURE_REASON_PREEMPTED: retried,
   // not counted against max_restarts), and it is declared gone when its stream ends.
@@ -212,6 +221,11 @@ class Coordinator {
   absl::StatusOr<WorkerEntry*> LiveWorkerLocked(const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveWorkerLocked(const WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PERMISSION_DENIED when `worker_id` is registered and bound to a credential other than
+  // `credential`; OK otherwise (an unknown worker is for the caller's other checks to refuse).
+  absl::Status CheckWorkerCredentialLocked(const std::string& worker_id,
+                                           const std::string& credential)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job whose current, running attempt `attempt` includes `worker_id`, or FAILED_PRECONDITION.
   absl::StatusOr<JobEntry*> CurrentAttemptLocked(const std::string& job_id, int32_t attempt,
                                                  const std::string& worker_id)

@@ -9,11 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "dino/v1/coordinator.grpc.pb.h"
+#include "dino/v1/worker.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/auth_gate.h"
 #include "server/auth_interceptor.h"
 #include "server/auth_tokens.h"
+#include "server/coordinator_server.h"
 #include "server/job_service.h"
 #include "tests/server/coordinator_fixture.h"
 
@@ -114,6 +116,139 @@ TEST_F(CancelRaceTest, AJobSubmittedAfterTheInterceptorLookedIsStillProtected) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->submitter(), "sue");
   EXPECT_EQ(job->state(), dino::v1::JOB_STATE_QUEUED);
+}
+
+class WorkerIdentityTest : public CoordinatorFixture {
+ protected:
+  static dino::v1::RegisterRequest Registration(const std::string& previous = "") {
+    dino::v1::RegisterRequest request;
+    request.set_name("node");
+    request.set_device("cpu");
+    request.set_rendezvous_address("127.0.0.1:29500");
+    request.set_previous_worker_id(previous);
+    return request;
+  }
+};
+
+TEST_F(WorkerIdentityTest, AnotherCredentialCannotActAsARegisteredWorker) {
+  auto registered = coordinator_->RegisterWorker(Registration(), "node-a");
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  const std::string id = registered->worker_id();
+  auto channel = std::make_shared<testing::RecordingChannel>();
+  ASSERT_TRUE(coordinator_->AttachWorker(id, channel, "node-a").ok());
+  EXPECT_EQ(coordinator_->ListWorkers(false)[0].registered_by(), "node-a");
+  const std::string job = Submit(TinySpec(1));
+  ASSERT_EQ(coordinator_->GetJob(job)->state(), dino::v1::JOB_STATE_RUNNING);
+
+  auto expect_denied = [&](const absl::Status& status, const std::string& what) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << what << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(absl::StrCat("worker ", id))) << what;
+  };
+  expect_denied(coordinator_->RegisterWorker(Registration(id), "node-b").status(), "register");
+  expect_denied(
+      coordinator_->AttachWorker(id, std::make_shared<testing::RecordingChannel>(), "node-b"),
+      "hello");
+  dino::v1::ReportProgressRequest progress = ProgressFrom(TestWorker{id, channel}, job);
+  progress.add_stats()->set_step(1);
+  expect_denied(coordinator_->ReportProgress(progress, "node-b").status(), "progress");
+  dino::v1::CheckpointUploadHeader header;
+  header.set_worker_id(id);
+  header.set_job_id(job);
+  header.set_attempt(1);
+  header.set_size_bytes(1);
+  expect_denied(coordinator_->BeginCheckpointUpload(header, "node-b").status(), "upload");
+  dino::v1::ReportResultRequest result;
+  result.set_worker_id(id);
+  result.set_job_id(job);
+  result.set_attempt(1);
+  result.set_outcome(dino::v1::ATTEMPT_OUTCOME_FAILED);
+  result.set_failure_reason(dino::v1::FAILURE_REASON_OUT_OF_MEMORY);
+  expect_denied(coordinator_->ReportResult(result, "node-b"), "result");
+  EXPECT_EQ(coordinator_->GetJob(job)->state(), dino::v1::JOB_STATE_RUNNING);
+  EXPECT_FALSE(coordinator_->GetJob(job)->has_latest_stats());
+
+  // The owner itself carries on, and registering again keeps its id.
+  EXPECT_TRUE(coordinator_->ReportProgress(progress, "node-a").ok());
+  auto again = coordinator_->RegisterWorker(Registration(id), "node-a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->worker_id(), id);
+}
+
+TEST_F(WorkerIdentityTest, OnlyTheAssignedRankZeroEndsTheJob) {
+  TestWorker first = AddWorker();
+  TestWorker second = AddWorker();
+  const std::string job = Submit(TinySpec(2));
+  const dino::v1::Job running = *coordinator_->GetJob(job);
+  ASSERT_EQ(running.state(), dino::v1::JOB_STATE_RUNNING);
+  const auto& ranks = running.attempts(0).ranks();
+  const TestWorker& rank0 = ranks[0].worker_id() == first.id ? first : second;
+  const TestWorker& rank1 = ranks[0].worker_id() == first.id ? second : first;
+
+  // Rank 1 claims to be rank 0: its success is only its own.
+  ASSERT_TRUE(Result(job, 1, rank1, /*rank=*/0, dino::v1::ATTEMPT_OUTCOME_SUCCEEDED).ok());
+  EXPECT_EQ(coordinator_->GetJob(job)->state(), dino::v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(Result(job, 1, rank0, /*rank=*/0, dino::v1::ATTEMPT_OUTCOME_SUCCEEDED).ok());
+  EXPECT_EQ(coordinator_->GetJob(job)->state(), dino::v1::JOB_STATE_SUCCEEDED);
+}
+
+constexpr char kNodeA[] = "node-a-token";
+constexpr char kNodeB[] = "node-b-token";
+
+TEST(WorkerIdentityServerTest, AWorkerTokenCannotTakeAnotherWorkersId) {
+  SimulatedClock clock;
+  ServerOptions options;
+  options.listen = "";
+  options.data_dir = testing::NewTempDir("worker_identity");
+  options.tick_interval = absl::ZeroDuration();
+  auto tokens = TokenTable::Parse(
+      absl::StrCat(Sha256::Of(kNodeA), " node-a worker\n", Sha256::Of(kNodeB), " node-b worker\n"),
+      "tokens");
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  options.auth_tokens = std::move(*tokens);
+  auto server = CoordinatorServer::Start(options, &clock, DefaultFileSystem(), nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto workers = dino::v1::WorkerService::NewStub((*server)->InProcessChannel());
+  auto authorize = [](grpc::ClientContext* context, const std::string& token) {
+    context->AddMetadata("authorization", "Bearer " + token);
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  };
+
+  dino::v1::RegisterRequest request;
+  request.set_name("a");
+  request.set_device("cpu");
+  request.set_rendezvous_address("127.0.0.1:29500");
+  dino::v1::RegisterResponse registered;
+  {
+    grpc::ClientContext context;
+    authorize(&context, kNodeA);
+    ASSERT_TRUE(workers->Register(&context, request, &registered).ok());
+  }
+  const std::string id = registered.worker_id();
+  {
+    grpc::ClientContext context;
+    authorize(&context, kNodeB);
+    request.set_previous_worker_id(id);
+    dino::v1::RegisterResponse response;
+    grpc::Status status = workers->Register(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(id));
+  }
+  {
+    grpc::ClientContext context;
+    authorize(&context, kNodeB);
+    auto stream = workers->Connect(&context);
+    dino::v1::WorkerMessage hello;
+    hello.mutable_hello()->set_worker_id(id);
+    stream->Write(hello);
+    stream->WritesDone();
+    dino::v1::CoordinatorMessage message;
+    while (stream->Read(&message)) {
+    }
+    grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(id));
+  }
+  (*server)->Shutdown(absl::ZeroDuration());
 }
 
 }  // namespace
