@@ -168,6 +168,11 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
   const std::string& submitter = caller.name;
   ApplyJobSpecDefaults(&spec);
   DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  if (!caller.admin && spec.priority() > options_.max_submitter_priority) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("priority ", spec.priority(), " is above --max-submitter-priority=",
+                     options_.max_submitter_priority, "; only an admin may set a higher priority"));
+  }
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   dino::v1::SubmitJobResponse response;
@@ -191,6 +196,7 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
           " queued jobs (--max-queued-per-submitter=", options_.max_queued_per_submitter, ")"));
     }
   }
+  DINO_RETURN_IF_ERROR(CheckGangCanFormLocked(spec));
   const int64_t seq = next_job_seq_++;
   JobEntry entry;
   entry.seq = seq;

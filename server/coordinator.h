@@ -54,6 +54,14 @@ struct CoordinatorOptions {
   // A submitter may have at most this many jobs QUEUED at once (0 = no limit); SubmitJob beyond it
   // is RESOURCE_EXHAUSTED naming the limit (--max-queued-per-submitter).
   int max_queued_per_submitter = 0;
+  // The highest JobSpec.priority a caller other than an admin may set (--max-submitter-priority).
+  // The default is the spec's default priority: submitters may lower theirs, not jump the queue.
+  // Above it SubmitJob is PERMISSION_DENIED naming the flag. Without auth every caller is admin.
+  int32_t max_submitter_priority = 0;
+  // A job that does not fit holds the idle workers of its device kind (so smaller jobs cannot
+  // starve it) for at most this long (--max-reservation-hold). Then it lets them go for as long
+  // again, so that smaller jobs run, before it may hold them anew.
+  absl::Duration max_reservation_hold = absl::Minutes(10);
 };
 
 // The push side of one worker's Connect stream. Called with the coordinator's mutex held: must
@@ -98,6 +106,12 @@ class Coordinator {
 
   // ---- JobService ----
   // `caller.name` is recorded in Job.submitter (the token's name; "anonymous" without auth).
+  // PERMISSION_DENIED for a priority above max_submitter_priority from a non-admin.
+  // FAILED_PRECONDITION for a world_size larger than the workers of its device kind once that
+  // fleet has settled: some are registered and the oldest of them registered at least one
+  // worker_timeout ago. Before that (no worker of the kind yet, or a fleet still starting) the job
+  // is accepted and its queued_reason says the fleet is too small; it never holds idle workers
+  // while its gang is larger than the registered fleet.
   absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec,
                                                         const JobCaller& caller = JobCaller());
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& job_id);
@@ -172,6 +186,11 @@ class Coordinator {
     int64_t seq = 0;  // Submission order.
     std::unique_ptr<CollapseDetector> collapse;
     absl::Time queued_since;  // When it last entered QUEUED or RESTARTING.
+    // When its current hold on idle workers (the scheduler's reservation) began; InfinitePast
+    // when it holds none. In memory only, like the reservation itself.
+    absl::Time holding_since = absl::InfinitePast();
+    // After a hold that reached max_reservation_hold: it may not hold workers again before this.
+    absl::Time hold_again_after = absl::InfinitePast();
   };
   struct WorkerEntry {
     dino::v1::WorkerInfo info;
@@ -197,6 +216,9 @@ class Coordinator {
                                       dino::v1::FailureReason reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SubmitJob's check that the gang could form from the settled fleet (see SubmitJob).
+  absl::Status CheckGangCanFormLocked(const dino::v1::JobSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The Assignment of `rank` in the job's current attempt; `resume` when already resolved.
   dino::v1::CoordinatorMessage AssignmentLocked(const dino::v1::Job& job, int32_t rank,
                                                 const dino::v1::CheckpointInfo* resume)
