@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/dinoctl_commands.h"
 #include "common/grpc_credentials.h"
+#include "common/token_transport.h"
 
 namespace dino::client {
 namespace {
@@ -23,6 +24,7 @@ struct GlobalFlags {
   std::string token;
   std::string token_file;
   std::string tls_ca;
+  bool insecure = false;
 };
 
 absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
@@ -77,9 +79,13 @@ int RunDinoctl(const std::vector<std::string>& args, const DinoctlEnv& env) {
       ->capture_default_str();
   app.add_option("--timeout", global.timeout, "Deadline of each call, e.g. 10s, 2m")
       ->capture_default_str();
-  app.add_option("--token", global.token, "Bearer token (default $DINO_TOKEN)");
+  app.add_option("--token", global.token,
+                 "Bearer token; visible to other users in the process list, so prefer "
+                 "--token-file or $DINO_TOKEN");
   app.add_option("--token-file", global.token_file, "File holding the bearer token");
   app.add_option("--tls-ca", global.tls_ca, "PEM CA that signed the coordinator's certificate");
+  app.add_flag("--insecure", global.insecure,
+               "Send the token over plaintext gRPC to a non-loopback coordinator");
 
   std::function<absl::StatusOr<int>(const CommandContext&)> command;
 
@@ -211,6 +217,13 @@ int RunDinoctl(const std::vector<std::string>& args, const DinoctlEnv& env) {
     if (global.token.empty()) options.token = std::string(absl::StripAsciiWhitespace(*token));
   }
   options.tls.ca_file = global.tls_ca;
+  if (!global.token.empty()) err << kTokenFlagWarning << "\n";
+  if (absl::Status transport = CheckTokenTransport(options.target, !options.token.empty(),
+                                                   !options.tls.ca_file.empty(), global.insecure);
+      !transport.ok()) {
+    err << "error: " << transport.message() << "\n";
+    return kExitUsage;
+  }
   Clock* clock = env.clock != nullptr ? env.clock : RealClock::Get();
   // options.clock (backoff sleeps) stays as given: env.clock is only "now" for ages, and a
   // simulated display clock must not stall retries.

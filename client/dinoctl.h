@@ -5,7 +5,9 @@
 //
 // The coordinator address is --coordinator, else $DINO_COORDINATOR, else localhost:50051.
 // The bearer token is --token, else --token-file's contents, else $DINO_TOKEN; --tls-ca verifies
-// a coordinator that serves TLS.
+// a coordinator that serves TLS. --token works but warns (argv is visible to other users). A token
+// goes over plaintext only to a loopback coordinator unless --insecure is given
+// (common/token_transport.h); otherwise dinoctl exits 2 before connecting.
 // Errors go to stderr as "error: <gRPC code>: <message>".
 // Exit codes: 0 ok; 1 the watched job failed or was cancelled, or any other error; 2 usage (bad
 // flags, bad spec); 3 not found; 4 coordinator unavailable (or the deadline passed).

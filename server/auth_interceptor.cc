@@ -178,6 +178,12 @@ absl::Status AuthorizeCall(Role role, absl::string_view method) {
       absl::StrCat("role ", RoleName(role), " may not call ", method));
 }
 
+std::string CallerName(const AuthCalls* calls, const grpc::ServerContextBase* context) {
+  if (calls == nullptr) return kAnonymousSubmitter;
+  std::optional<Principal> caller = calls->Caller(context);
+  return caller.has_value() ? caller->name : kAnonymousSubmitter;
+}
+
 std::optional<Principal> AuthCalls::Caller(const grpc::ServerContextBase* context) const {
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(context);

@@ -24,6 +24,10 @@
 // Handlers read the caller's identity with AuthCalls::Caller(context) (SubmitJob records it as the
 // job's submitter).
 //
+// The CancelJob ownership check here is only an early denial: a job id that does not exist yet
+// passes it (the ids are sequential), so JobService passes the caller on and
+// Coordinator::CancelJob checks ownership again in the critical section of the cancel.
+//
 // Ownership: the factory borrows the TokenTable and the AuthCalls, which must outlive the server.
 // Thread-safety: AuthCalls is internally locked; interceptors are per call. Failure: as above; the
 // owner lookup's errors other than NOT_FOUND deny the call with their own status.
@@ -78,6 +82,10 @@ class AuthCalls {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<const grpc::ServerContextBase*, Entry> calls_ ABSL_GUARDED_BY(mu_);
 };
+
+// The name of the call's authenticated caller: kAnonymousSubmitter when `calls` is null (auth off)
+// or the call has no authenticated caller.
+std::string CallerName(const AuthCalls* calls, const grpc::ServerContextBase* context);
 
 // The submitter of a job (for CancelJob by a submitter); NOT_FOUND for an unknown job.
 using JobSubmitterLookup = std::function<absl::StatusOr<std::string>(const std::string& job_id)>;

@@ -183,9 +183,15 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
 }
 
 absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec,
-                                                                   const std::string& submitter) {
+                                                                   const JobCaller& caller) {
+  const std::string& submitter = caller.name;
   ApplyJobSpecDefaults(&spec);
   DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  if (!caller.admin && spec.priority() > options_.max_submitter_priority) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("priority ", spec.priority(), " is above --max-submitter-priority=",
+                     options_.max_submitter_priority, "; only an admin may set a higher priority"));
+  }
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   dino::v1::SubmitJobResponse response;
@@ -209,6 +215,7 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
           " queued jobs (--max-queued-per-submitter=", options_.max_queued_per_submitter, ")"));
     }
   }
+  DINO_RETURN_IF_ERROR(CheckGangCanFormLocked(spec));
   const int64_t seq = next_job_seq_++;
   JobEntry entry;
   entry.seq = seq;
@@ -239,9 +246,15 @@ absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::Job
   return response;
 }
 
-absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std::string& reason) {
+absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id, const std::string& reason,
+                                           const JobCaller& caller) {
   absl::MutexLock lock(&mu_);
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
+  if (!caller.admin && entry->job.submitter() != caller.name) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("\"", caller.name, "\" may cancel only its own jobs; ", job_id,
+                     " was submitted by \"", entry->job.submitter(), "\""));
+  }
   if (IsTerminal(entry->job.state())) return entry->job;
   const std::string message = reason.empty() ? "cancelled by a user" : reason;
   Job updated = entry->job;

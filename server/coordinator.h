@@ -19,7 +19,8 @@
 // invoked with that mutex held, so they must only queue work and never call back in.
 // Failure: NOT_FOUND for unknown jobs, workers and checkpoints; INVALID_ARGUMENT for bad specs and
 // requests (naming the field); FAILED_PRECONDITION for a report about an attempt that is no longer
-// current; UNAVAILABLE after Shutdown(); store errors as they come.
+// current; PERMISSION_DENIED for a caller acting on a job or a worker that is not its own;
+// UNAVAILABLE after Shutdown(); store errors as they come.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,14 @@ struct CoordinatorOptions {
   // A submitter may have at most this many jobs QUEUED at once (0 = no limit); SubmitJob beyond it
   // is RESOURCE_EXHAUSTED naming the limit (--max-queued-per-submitter).
   int max_queued_per_submitter = 0;
+  // The highest JobSpec.priority a caller other than an admin may set (--max-submitter-priority).
+  // The default is the spec's default priority: submitters may lower theirs, not jump the queue.
+  // Above it SubmitJob is PERMISSION_DENIED naming the flag. Without auth every caller is admin.
+  int32_t max_submitter_priority = 0;
+  // A job that does not fit holds the idle workers of its device kind (so smaller jobs cannot
+  // starve it) for at most this long (--max-reservation-hold). Then it lets them go for as long
+  // again, so that smaller jobs run, before it may hold them anew.
+  absl::Duration max_reservation_hold = absl::Minutes(10);
 };
 
 // The push side of one worker's Connect stream. Called with the coordinator's mutex held: must
@@ -76,6 +85,14 @@ class EventSink {
   virtual void OnEnd(const absl::Status& status) = 0;
 };
 
+// Who asks for a job-level change, as authenticated (server/auth_interceptor.h). Without auth
+// every caller is the anonymous admin, so everything works as it always has.
+struct JobCaller {
+  std::string name = "anonymous";
+  // Admin may cancel every job; anyone else cancels only the jobs `name` submitted.
+  bool admin = true;
+};
+
 class Coordinator {
  public:
   Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* clock,
@@ -88,12 +105,22 @@ class Coordinator {
   absl::Status Recover();
 
   // ---- JobService ----
-  // `submitter` is recorded in Job.submitter (the token's name; "anonymous" without auth).
+  // `caller.name` is recorded in Job.submitter (the token's name; "anonymous" without auth).
+  // PERMISSION_DENIED for a priority above max_submitter_priority from a non-admin.
+  // FAILED_PRECONDITION for a world_size larger than the workers of its device kind once that
+  // fleet has settled: some are registered and the oldest of them registered at least one
+  // worker_timeout ago. Before that (no worker of the kind yet, or a fleet still starting) the job
+  // is accepted and its queued_reason says the fleet is too small; it never holds idle workers
+  // while its gang is larger than the registered fleet.
   absl::StatusOr<dino::v1::SubmitJobResponse> SubmitJob(dino::v1::JobSpec spec,
-                                                        const std::string& submitter = "anonymous");
+                                                        const JobCaller& caller = JobCaller());
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& job_id);
   absl::StatusOr<dino::v1::ListJobsResponse> ListJobs(const dino::v1::ListJobsRequest& request);
-  absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);
+  // PERMISSION_DENIED when `caller` is not an admin and did not submit the job. The check and the
+  // cancellation are one critical section: job ids are sequential, so a check made before the job
+  // existed would let a submitter cancel the job someone else submits in between.
+  absl::StatusOr<dino::v1::Job> CancelJob(const std::string& job_id, const std::string& reason,
+                                          const JobCaller& caller = JobCaller());
   // Sends the events after `after_index` to `sink`, then every new one, until the job ends.
   // Returns a token for Unwatch, or 0 when the stream already ended (OnEnd was called). With
   // `max_backlog` > 0 the stored events are read in pages of that many, and when more than
@@ -113,21 +140,30 @@ class Coordinator {
   std::vector<dino::v1::WorkerInfo> ListWorkers(bool include_dead);
 
   // ---- WorkerService ----
+  // `credential` is the name of the caller's token ("anonymous" without auth). A worker id is
+  // bound to the credential that registered it (WorkerInfo.registered_by): registering again with
+  // it as previous_worker_id, its Hello, progress, checkpoint uploads and results from any other
+  // credential are PERMISSION_DENIED naming the worker id. Heartbeats and Leaving travel on the
+  // stream whose Hello was checked.
   absl::StatusOr<dino::v1::RegisterResponse> RegisterWorker(
-      const dino::v1::RegisterRequest& request);
+      const dino::v1::RegisterRequest& request, const std::string& credential = "anonymous");
   // The Hello of a Connect stream. NOT_FOUND for an unknown or dead worker (register again).
-  absl::Status AttachWorker(const std::string& worker_id, std::shared_ptr<WorkerChannel> channel);
+  absl::Status AttachWorker(const std::string& worker_id, std::shared_ptr<WorkerChannel> channel,
+                            const std::string& credential = "anonymous");
   // The stream ended; the worker stays alive until its liveness timeout.
   void DetachWorker(const std::string& worker_id, const WorkerChannel* channel);
   absl::Status Heartbeat(const std::string& worker_id, const dino::v1::Heartbeat& heartbeat);
   absl::StatusOr<dino::v1::ReportProgressResponse> ReportProgress(
-      const dino::v1::ReportProgressRequest& request);
+      const dino::v1::ReportProgressRequest& request, const std::string& credential = "anonymous");
   absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginCheckpointUpload(
-      const dino::v1::CheckpointUploadHeader& header);
+      const dino::v1::CheckpointUploadHeader& header, const std::string& credential = "anonymous");
   absl::StatusOr<dino::v1::CheckpointInfo> FinishCheckpointUpload(
       std::unique_ptr<CheckpointUpload> upload, const std::string& sha256);
   void AbandonCheckpointUpload(std::unique_ptr<CheckpointUpload> upload);
-  absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
+  // Whether a SUCCEEDED ends the job is decided by the rank the coordinator assigned to
+  // request.worker_id in the current attempt (rank 0 ends it), never by request.rank.
+  absl::Status ReportResult(const dino::v1::ReportResultRequest& request,
+                            const std::string& credential = "anonymous");
   // The worker is shutting down (WorkerMessage.Leaving, after SIGTERM): nothing more is scheduled
   // on it, a failure of its current attempt is a preemption (FAILURE_REASON_PREEMPTED: retried,
   // not counted against max_restarts), and it is declared gone when its stream ends.
@@ -152,6 +188,11 @@ class Coordinator {
     // While RUNNING: when the current attempt started or last reported a new step (or when this
     // coordinator recovered it). The stall deadline counts from here.
     absl::Time progress_since;
+    // When its current hold on idle workers (the scheduler's reservation) began; InfinitePast
+    // when it holds none. In memory only, like the reservation itself.
+    absl::Time holding_since = absl::InfinitePast();
+    // After a hold that reached max_reservation_hold: it may not hold workers again before this.
+    absl::Time hold_again_after = absl::InfinitePast();
   };
   // What a job transition changes besides the job itself. CommitLocked stores it in the job's
   // transaction and applies it in memory only once that transaction committed; the messages go
@@ -186,6 +227,9 @@ class Coordinator {
                                       dino::v1::FailureReason reason, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SubmitJob's check that the gang could form from the settled fleet (see SubmitJob).
+  absl::Status CheckGangCanFormLocked(const dino::v1::JobSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The Assignment of `rank` in the job's current attempt; `resume` when already resolved.
   dino::v1::CoordinatorMessage AssignmentLocked(const dino::v1::Job& job, int32_t rank,
                                                 const dino::v1::CheckpointInfo* resume)
@@ -222,6 +266,11 @@ class Coordinator {
   absl::StatusOr<WorkerEntry*> LiveWorkerLocked(const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveWorkerLocked(const WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // PERMISSION_DENIED when `worker_id` is registered and bound to a credential other than
+  // `credential`; OK otherwise (an unknown worker is for the caller's other checks to refuse).
+  absl::Status CheckWorkerCredentialLocked(const std::string& worker_id,
+                                           const std::string& credential)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job whose current, running attempt `attempt` includes `worker_id`, or FAILED_PRECONDITION.
   absl::StatusOr<JobEntry*> CurrentAttemptLocked(const std::string& job_id, int32_t attempt,
                                                  const std::string& worker_id)

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/coordinator.h"
@@ -27,18 +28,62 @@ absl::Time FromProto(const google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
+absl::Status Coordinator::CheckGangCanFormLocked(const dino::v1::JobSpec& spec) {
+  const dino::v1::DeviceKind kind = spec.resources().device();
+  int64_t registered = 0;
+  absl::Time oldest = absl::InfiniteFuture();
+  for (const auto& [id, worker] : workers_) {
+    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD || worker.info.device_kind() != kind) {
+      continue;
+    }
+    ++registered;
+    oldest = std::min(oldest, FromProto(worker.info.register_time()));
+  }
+  // A fleet still coming up (its first worker registered less than a liveness timeout ago) may
+  // be about to grow: the job is accepted and waits, without holding workers (ScheduleLocked).
+  const bool settled = registered > 0 && clock_->Now() - oldest >= options_.worker_timeout;
+  if (!settled || spec.resources().world_size() <= registered) return absl::OkStatus();
+  const absl::string_view kind_name =
+      absl::StripPrefix(dino::v1::DeviceKind_Name(kind), "DEVICE_KIND_");
+  return absl::FailedPreconditionError(
+      absl::StrCat("resources.world_size ", spec.resources().world_size(), " is more than the ",
+                   registered, " registered workers of ", kind_name,
+                   ": the gang could never form; register more workers first or lower world_size"));
+}
+
 void Coordinator::ScheduleLocked() {
   if (shutting_down_) return;
+  const absl::Time now = clock_->Now();
+  RegisteredWorkers registered;
+  for (const auto& [id, worker] : workers_) {
+    if (worker.info.state() != dino::v1::WORKER_STATE_DEAD) ++registered[worker.info.device_kind()];
+  }
   std::vector<PendingJob> queue;
-  for (const auto& [id, entry] : jobs_) {
+  for (auto& [id, entry] : jobs_) {
     const JobState state = entry.job.state();
-    if (state != dino::v1::JOB_STATE_QUEUED && state != dino::v1::JOB_STATE_RESTARTING) continue;
+    if (state != dino::v1::JOB_STATE_QUEUED && state != dino::v1::JOB_STATE_RESTARTING) {
+      entry.holding_since = absl::InfinitePast();
+      continue;
+    }
     PendingJob pending;
     pending.job_id = id;
     pending.priority = entry.job.spec().priority();
     pending.submit_time = FromProto(entry.job.submit_time());
     pending.world_size = entry.job.spec().resources().world_size();
     pending.device = entry.job.spec().resources().device();
+    // A hold that lasted max_reservation_hold ends here, and the job stays off for as long again.
+    if (entry.holding_since != absl::InfinitePast() &&
+        now - entry.holding_since >= options_.max_reservation_hold) {
+      DINO_LOG(INFO) << "job " << id << " held the idle workers for "
+                     << absl::FormatDuration(now - entry.holding_since)
+                     << " without its gang forming; releasing them for "
+                     << absl::FormatDuration(options_.max_reservation_hold);
+      entry.holding_since = absl::InfinitePast();
+      entry.hold_again_after = now + options_.max_reservation_hold;
+    }
+    auto fleet = registered.find(pending.device);
+    pending.may_reserve = fleet != registered.end() && fleet->second >= pending.world_size &&
+                          now >= entry.hold_again_after;
     queue.push_back(pending);
   }
   if (metrics_ != nullptr) metrics_->queue_length->Set(static_cast<double>(queue.size()));
@@ -56,13 +101,18 @@ void Coordinator::ScheduleLocked() {
   for (const WorkerEntry* worker : idle_entries) {
     idle.push_back(IdleWorker{worker->info.id(), worker->info.device_kind()});
   }
-  RegisteredWorkers registered;
-  for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() != dino::v1::WORKER_STATE_DEAD) ++registered[worker.info.device_kind()];
-  }
   std::map<std::string, PendingJob> pending_by_id;
   for (const PendingJob& pending : queue) pending_by_id.emplace(pending.job_id, pending);
   SchedulePlan plan = PlanGangs(std::move(queue), idle);
+  for (auto& [id, entry] : jobs_) {
+    const bool holding = std::find(plan.reserved_for.begin(), plan.reserved_for.end(), id) !=
+                         plan.reserved_for.end();
+    if (!holding) {
+      entry.holding_since = absl::InfinitePast();
+    } else if (entry.holding_since == absl::InfinitePast()) {
+      entry.holding_since = now;
+    }
+  }
   // Job.queued_reason is derived from this pass, so it is set in memory only: it is not a
   // transition (no event, no store write per pass); CommitLocked clears it when the job starts.
   for (const WaitingJob& waiting : plan.waiting) {

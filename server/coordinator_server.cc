@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
   server->job_service_ =
       std::make_unique<JobServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
-  server->worker_service_ = std::make_unique<WorkerServiceImpl>(server->coordinator_.get());
+  server->worker_service_ =
+      std::make_unique<WorkerServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
   server->job_service_->SetLimits(options.limits);
   server->worker_service_->SetLimits(options.limits);
 

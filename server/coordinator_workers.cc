@@ -91,8 +91,21 @@ absl::Status Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string&
   return absl::OkStatus();
 }
 
+absl::Status Coordinator::CheckWorkerCredentialLocked(const std::string& worker_id,
+                                                      const std::string& credential) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return absl::OkStatus();
+  const std::string& owner = it->second.info.registered_by();
+  if (owner.empty() || owner == credential) return absl::OkStatus();
+  DINO_LOG(WARNING) << "\"" << credential << "\" tried to act as worker " << worker_id
+                    << ", which \"" << owner << "\" registered";
+  return absl::PermissionDeniedError(absl::StrCat("worker ", worker_id,
+                                                  " was registered by another credential; \"",
+                                                  credential, "\" may not act as it"));
+}
+
 absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
-    const dino::v1::RegisterRequest& request) {
+    const dino::v1::RegisterRequest& request, const std::string& credential) {
   DINO_ASSIGN_OR_RETURN(dino::v1::DeviceKind kind, ParseDevice(request.device()));
   if (request.rendezvous_address().empty()) {
     return absl::InvalidArgumentError("rendezvous_address must be set (host:port)");
@@ -107,6 +120,7 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
   auto previous = workers_.find(request.previous_worker_id());
   if (!request.previous_worker_id().empty() && previous != workers_.end() &&
       previous->second.info.state() != dino::v1::WORKER_STATE_DEAD) {
+    DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.previous_worker_id(), credential));
     worker = &previous->second;  // Reconciled: same identity.
   } else {
     DINO_ASSIGN_OR_RETURN(int64_t seq, store_->NextSequence("worker"));
@@ -118,6 +132,7 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
     worker = &workers_.emplace(entry.info.id(), std::move(entry)).first->second;
   }
   dino::v1::WorkerInfo& info = worker->info;
+  info.set_registered_by(credential);
   info.set_name(request.name().empty() ? request.rendezvous_address() : request.name());
   info.set_hostname(request.hostname());
   info.set_device(request.device());
@@ -167,10 +182,12 @@ absl::StatusOr<Coordinator::WorkerEntry*> Coordinator::LiveWorkerLocked(
 }
 
 absl::Status Coordinator::AttachWorker(const std::string& worker_id,
-                                       std::shared_ptr<WorkerChannel> channel) {
+                                       std::shared_ptr<WorkerChannel> channel,
+                                       const std::string& credential) {
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(worker_id, credential));
   WorkerEntry& worker = *found;
   if (worker.channel != nullptr && worker.channel != channel) {
     worker.channel->Close(absl::AbortedError("replaced by a newer Connect stream"));
@@ -248,8 +265,9 @@ absl::StatusOr<Coordinator::JobEntry*> Coordinator::CurrentAttemptLocked(
 }
 
 absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
-    const dino::v1::ReportProgressRequest& request) {
+    const dino::v1::ReportProgressRequest& request, const std::string& credential) {
   absl::MutexLock lock(&mu_);
+  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.worker_id(), credential));
   dino::v1::ReportProgressResponse response;
   {
     DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
@@ -309,11 +327,12 @@ absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
 }
 
 absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginCheckpointUpload(
-    const dino::v1::CheckpointUploadHeader& header) {
+    const dino::v1::CheckpointUploadHeader& header, const std::string& credential) {
   dino::v1::CheckpointInfo info;
   {
     absl::MutexLock lock(&mu_);
     if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+    DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(header.worker_id(), credential));
     DINO_RETURN_IF_ERROR(
         CurrentAttemptLocked(header.job_id(), header.attempt(), header.worker_id()).status());
   }
@@ -408,8 +427,10 @@ absl::Status Coordinator::OnCheckpointLocked(JobEntry& entry, const dino::v1::Ch
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& request) {
+absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& request,
+                                       const std::string& credential) {
   absl::MutexLock lock(&mu_);
+  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.worker_id(), credential));
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
   if (request.attempt() < 1 || request.attempt() > entry->job.attempts_size()) {
     return absl::FailedPreconditionError(
@@ -418,10 +439,16 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
   absl::StatusOr<JobEntry*> current =
       CurrentAttemptLocked(request.job_id(), request.attempt(), request.worker_id());
   if (!current.ok()) return absl::OkStatus();  // The attempt already ended: nothing to do.
+  // The rank this coordinator gave the worker, not the one it claims: only rank 0's success ends
+  // the job, and a claimed rank would let any rank end it.
+  int32_t rank = -1;
+  for (const auto& assigned : entry->job.attempts(request.attempt() - 1).ranks()) {
+    if (assigned.worker_id() == request.worker_id()) rank = assigned.rank();
+  }
   auto worker = workers_.find(request.worker_id());
   switch (request.outcome()) {
     case dino::v1::ATTEMPT_OUTCOME_SUCCEEDED: {
-      if (request.rank() != 0) {
+      if (rank != 0) {
         if (worker != workers_.end()) SetWorkerIdleLocked(worker->second);
         break;
       }
@@ -458,7 +485,7 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
       }
       DINO_RETURN_IF_ERROR(FailAttemptLocked(
           *entry, reason,
-          absl::StrCat("rank ", request.rank(), " (", request.worker_id(),
+          absl::StrCat("rank ", rank, " (", request.worker_id(),
                        "): ", request.message().empty() ? "no message" : request.message()),
           request.worker_id()));
       break;

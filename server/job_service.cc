@@ -26,6 +26,17 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   return reactor;
 }
 
+// The caller of a job-level call as the Coordinator sees it: the anonymous admin when auth is off
+// (`calls` null), else the authenticated principal (admin only for the admin role).
+JobCaller CallerOf(const AuthCalls* calls, const grpc::ServerContextBase* context) {
+  JobCaller caller;
+  if (calls == nullptr) return caller;
+  std::optional<Principal> principal = calls->Caller(context);
+  caller.name = principal.has_value() ? principal->name : kAnonymousSubmitter;
+  caller.admin = principal.has_value() && principal->role == Role::kAdmin;
+  return caller;
+}
+
 // SubmitJob's request from its raw bytes. A request protobuf cannot parse is INVALID_ARGUMENT
 // naming the string field with invalid UTF-8 when that is the cause, else saying it is malformed.
 absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequest* request) {
@@ -228,15 +239,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   if (absl::Status parsed = ParseRequest(*request_bytes, &request); !parsed.ok()) {
     return Done(context, parsed);
   }
-  std::string submitter = kAnonymousSubmitter;
-  if (calls_ != nullptr) {
-    std::optional<Principal> caller = calls_->Caller(context);
-    if (caller.has_value()) submitter = caller->name;
-  }
   if (absl::Status allowed = CheckSubmittedSpec(request.spec(), limits_); !allowed.ok()) {
     return Done(context, allowed);
   }
-  auto result = coordinator_->SubmitJob(request.spec(), submitter);
+  auto result = coordinator_->SubmitJob(request.spec(), CallerOf(calls_, context));
   if (!result.ok()) return Done(context, result.status());
   bool own_buffer = false;
   grpc::Status serialized = grpc::SerializationTraits<dino::v1::SubmitJobResponse>::Serialize(
@@ -265,7 +271,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const dino::v1::CancelJobRequest* request,
                                                     dino::v1::Job* response) {
-  auto result = coordinator_->CancelJob(request->job_id(), request->reason());
+  // The interceptor already refused a submitter's cancel of a job it could see was not its own;
+  // the Coordinator checks again in the same critical section as the cancel, which also covers a
+  // job submitted after the interceptor looked.
+  auto result =
+      coordinator_->CancelJob(request->job_id(), request->reason(), CallerOf(calls_, context));
   if (result.ok()) *response = std::move(*result);
   return Done(context, result.status());
 }

@@ -7,6 +7,7 @@
 //                    [--max-checkpoint-bytes N]
 //                    [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //                    [--auth-tokens F] [--max-queued-per-submitter N]
+//                    [--max-submitter-priority N] [--max-reservation-hold D]
 //
 // --data-roots confines the data paths of submitted specs (common/path_confinement.h). Without
 // it, paths are unconfined only when --listen is a loopback address (one log line says so); on any
@@ -120,6 +121,9 @@ int main(int argc, char** argv) {
   dino::ServerTlsOptions tls;  // common/grpc_credentials.h
   std::string auth_tokens;
   int max_queued_per_submitter = 0;
+  int max_submitter_priority = dino::server::CoordinatorOptions().max_submitter_priority;
+  std::string max_reservation_hold =
+      absl::FormatDuration(dino::server::CoordinatorOptions().max_reservation_hold);
   app.add_option("--tls-cert", tls.cert_file, "PEM certificate chain: serve gRPC over TLS");
   app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", tls.client_ca_file,
@@ -131,6 +135,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-queued-per-submitter", max_queued_per_submitter,
                  "most QUEUED jobs one submitter may have; 0 = no limit")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-submitter-priority", max_submitter_priority,
+                 "highest job priority a non-admin may set (default 0, the default priority)")
+      ->check(CLI::Range(-1000, 1000));
+  app.add_option("--max-reservation-hold", max_reservation_hold,
+                 "longest a waiting gang holds the idle workers of its kind; then smaller jobs "
+                 "get them for as long (default 10m)");
   app.add_option("--listen", listen, "host:port for gRPC (default 127.0.0.1:50051)");
   app.add_option("--data-dir", data_dir, "directory for coordinator.db and checkpoints")
       ->required();
@@ -186,6 +196,12 @@ int main(int argc, char** argv) {
     return Fail(std::string(credentials.status().message()), 2);
   }
   options.coordinator.max_queued_per_submitter = max_queued_per_submitter;
+  options.coordinator.max_submitter_priority = max_submitter_priority;
+  if (!ParseDurationFlag(max_reservation_hold, &options.coordinator.max_reservation_hold)) {
+    return Fail("--max-reservation-hold must be a positive duration such as 10m, got \"" +
+                    max_reservation_hold + "\"",
+                2);
+  }
   if (!auth_tokens.empty()) {
     absl::StatusOr<dino::server::TokenTable> tokens = dino::server::TokenTable::Load(auth_tokens);
     if (!tokens.ok()) return Fail(std::string(tokens.status().message()), 2);

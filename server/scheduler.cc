@@ -46,8 +46,10 @@ SchedulePlan PlanGangs(std::vector<PendingJob> queue, const std::vector<IdleWork
     }
     std::vector<std::string>& pool = free[job.device];
     if (static_cast<int64_t>(pool.size()) < job.world_size) {
-      reserved[job.device] = job.job_id;
-      plan.reserved_for.push_back(job.job_id);
+      if (job.may_reserve) {
+        reserved[job.device] = job.job_id;
+        plan.reserved_for.push_back(job.job_id);
+      }
       plan.waiting.push_back({job.job_id, ""});
       continue;
     }
@@ -76,6 +78,13 @@ std::string QueuedReason(const PendingJob& job, const WaitingJob& waiting, const
   }
   if (mine == 0) {
     absl::StrAppend(&reason, ": no ", KindName(job.device), " worker is registered");
+  } else if (mine < job.world_size) {
+    absl::StrAppend(&reason, ": only ", Workers(mine, "", job.device), " ",
+                    mine == 1 ? "is" : "are", " registered, so it holds none until more register");
+  } else if (!job.may_reserve) {
+    absl::StrAppend(&reason, ": ", idle, " of ", Workers(mine, "registered", job.device), " ", verb,
+                    " idle; it held them for --max-reservation-hold, so smaller jobs may use them "
+                    "for a while");
   } else {
     absl::StrAppend(&reason, ": ", idle, " of ", Workers(mine, "registered", job.device), " ", verb,
                     " idle");

@@ -7,6 +7,9 @@
 // - Order: higher priority first, then earlier submission, then id.
 // - Reservation: the first job (in that order) that does not fit reserves every idle worker of its
 //   device kind, so smaller jobs behind it cannot starve it; jobs of other device kinds still run.
+//   Only a job with `may_reserve` does: the coordinator clears it for a gang larger than the
+//   registered workers of its kind (it could hold them for ever) and for a job whose hold has
+//   lasted CoordinatorOptions::max_reservation_hold. Such a job waits without blocking the others.
 // - Ranks follow the order of the idle workers given (the caller passes them sorted by id).
 //
 // - Every job that does not start is listed in `waiting`, and QueuedReason says why in words for
@@ -31,6 +34,8 @@ struct PendingJob {
   absl::Time submit_time;
   int64_t world_size = 1;
   dino::v1::DeviceKind device = dino::v1::DEVICE_KIND_CPU;
+  // Whether it may hold the idle workers of its kind while it does not fit (see Policy).
+  bool may_reserve = true;
 };
 
 struct IdleWorker {
@@ -70,6 +75,8 @@ using RegisteredWorkers = std::map<dino::v1::DeviceKind, int64_t>;
 // Why `job` waits after `plan`, for people, e.g.
 //   waiting for 2 idle CPU workers: 1 of 3 registered CPU workers is idle
 //   waiting for 1 idle CUDA worker: no CUDA worker is registered (3 CPU workers do not match)
+//   waiting for 4 idle CPU workers: only 2 CPU workers are registered, so it holds none until
+//   more register
 //   waiting for 1 idle CPU worker behind job-4, which is ahead in the queue and holds the idle
 //   CPU workers (3 of 5 registered are idle)
 std::string QueuedReason(const PendingJob& job, const WaitingJob& waiting, const SchedulePlan& plan,

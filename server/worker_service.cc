@@ -46,8 +46,10 @@ class StreamChannel final : public WorkerChannel {
 // Coordinator while holding its own mutex.
 class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage> {
  public:
-  explicit ConnectReactor(Coordinator* coordinator)
-      : coordinator_(coordinator), channel_(std::make_shared<StreamChannel>(this)) {
+  ConnectReactor(Coordinator* coordinator, std::string credential)
+      : coordinator_(coordinator),
+        credential_(std::move(credential)),
+        channel_(std::make_shared<StreamChannel>(this)) {
     StartRead(&incoming_);
   }
 
@@ -77,7 +79,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, Coord
         status = absl::InvalidArgumentError("hello was already sent on this stream");
       } else {
         worker_id_ = incoming_.hello().worker_id();
-        status = coordinator_->AttachWorker(worker_id_, channel_);
+        status = coordinator_->AttachWorker(worker_id_, channel_, credential_);
         if (!status.ok()) worker_id_.clear();
       }
     } else if (incoming_.has_heartbeat()) {
@@ -131,6 +133,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, Coord
   }
 
   Coordinator* const coordinator_;
+  const std::string credential_;  // The caller's name: heartbeats follow its checked Hello.
   const std::shared_ptr<StreamChannel> channel_;
   WorkerMessage incoming_;  // Reads are sequential: only the reading reaction touches it.
   std::string worker_id_;   // Same.
@@ -157,9 +160,12 @@ void StreamChannel::Close(const absl::Status& status) {
 // bytes than announced, a wrong digest) abandons the upload.
 class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest> {
  public:
-  UploadReactor(Coordinator* coordinator, const ServerLimits* limits,
+  UploadReactor(Coordinator* coordinator, std::string credential, const ServerLimits* limits,
                 dino::v1::UploadCheckpointResponse* response)
-      : coordinator_(coordinator), limits_(limits), response_(response) {
+      : coordinator_(coordinator),
+        credential_(std::move(credential)),
+        limits_(limits),
+        response_(response) {
     StartRead(&request_);
   }
 
@@ -181,7 +187,7 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
           Fail(size);
           return;
         }
-        auto upload = coordinator_->BeginCheckpointUpload(request_.header());
+        auto upload = coordinator_->BeginCheckpointUpload(request_.header(), credential_);
         if (!upload.ok()) {
           Fail(upload.status());
           return;
@@ -231,6 +237,7 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
   }
 
   Coordinator* const coordinator_;
+  const std::string credential_;
   const ServerLimits* const limits_;
   dino::v1::UploadCheckpointResponse* const response_;
   dino::v1::UploadCheckpointRequest request_;
@@ -242,33 +249,33 @@ class UploadReactor final : public grpc::ServerReadReactor<dino::v1::UploadCheck
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* context,
                                                       const dino::v1::RegisterRequest* request,
                                                       dino::v1::RegisterResponse* response) {
-  auto result = coordinator_->RegisterWorker(*request);
+  auto result = coordinator_->RegisterWorker(*request, CallerName(calls_, context));
   if (result.ok()) *response = std::move(*result);
   return Done(context, result.status());
 }
 
 grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage>* WorkerServiceImpl::Connect(
-    grpc::CallbackServerContext* /*context*/) {
-  return new ConnectReactor(coordinator_);
+    grpc::CallbackServerContext* context) {
+  return new ConnectReactor(coordinator_, CallerName(calls_, context));
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportProgress(
     grpc::CallbackServerContext* context, const dino::v1::ReportProgressRequest* request,
     dino::v1::ReportProgressResponse* response) {
-  auto result = coordinator_->ReportProgress(*request);
+  auto result = coordinator_->ReportProgress(*request, CallerName(calls_, context));
   if (result.ok()) *response = std::move(*result);
   return Done(context, result.status());
 }
 
 grpc::ServerReadReactor<dino::v1::UploadCheckpointRequest>* WorkerServiceImpl::UploadCheckpoint(
-    grpc::CallbackServerContext* /*context*/, dino::v1::UploadCheckpointResponse* response) {
-  return new UploadReactor(coordinator_, &limits_, response);
+    grpc::CallbackServerContext* context, dino::v1::UploadCheckpointResponse* response) {
+  return new UploadReactor(coordinator_, CallerName(calls_, context), &limits_, response);
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::ReportResult(
     grpc::CallbackServerContext* context, const dino::v1::ReportResultRequest* request,
     dino::v1::ReportResultResponse* /*response*/) {
-  return Done(context, coordinator_->ReportResult(*request));
+  return Done(context, coordinator_->ReportResult(*request, CallerName(calls_, context)));
 }
 
 grpc::ServerWriteReactor<dino::v1::DownloadCheckpointResponse>*

@@ -2,13 +2,17 @@
 // Coordinator. Connect is a bidirectional reactor whose push side is handed to the Coordinator as
 // a WorkerChannel; UploadCheckpoint is a client-streaming reactor feeding a CheckpointUpload.
 //
-// Ownership: borrows the Coordinator, which must outlive the gRPC server.
+// Every call passes its caller's name (AuthCalls, auth_interceptor.h; "anonymous" when `calls` is
+// null) to the Coordinator, which binds worker ids to it.
+//
+// Ownership: borrows the Coordinator and AuthCalls, which must outlive the gRPC server.
 // Thread-safety: gRPC calls the handlers on its own threads; all state is in the Coordinator.
 // Failure: the Coordinator's absl::Status, mapped by ToGrpcStatus; protocol misuse on a stream
 // (data before the header, a heartbeat before the hello) is FAILED_PRECONDITION / INVALID_ARGUMENT.
 #pragma once
 
 #include "dino/v1/worker.grpc.pb.h"
+#include "server/auth_interceptor.h"
 #include "server/coordinator.h"
 #include "server/limits.h"
 
@@ -16,7 +20,8 @@ namespace dino::server {
 
 class WorkerServiceImpl final : public dino::v1::WorkerService::CallbackService {
  public:
-  explicit WorkerServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  explicit WorkerServiceImpl(Coordinator* coordinator, const AuthCalls* calls = nullptr)
+      : coordinator_(coordinator), calls_(calls) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const dino::v1::RegisterRequest* request,
@@ -40,6 +45,7 @@ class WorkerServiceImpl final : public dino::v1::WorkerService::CallbackService 
 
  private:
   Coordinator* const coordinator_;
+  const AuthCalls* const calls_;
   ServerLimits limits_;
 };
 

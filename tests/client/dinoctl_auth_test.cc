@@ -1,5 +1,6 @@
 // dinoctl against a real coordinator with TLS and tokens (over loopback TCP): the token from
-// --token, --token-file and $DINO_TOKEN, --tls-ca, and `dinoctl get` showing who submitted a job.
+// --token, --token-file and $DINO_TOKEN, --tls-ca, and `dinoctl get` showing who submitted a job;
+// and, without a server, that a token is never sent in plaintext off loopback without --insecure.
 #include <memory>
 #include <sstream>
 #include <string>
@@ -18,6 +19,7 @@ namespace dino::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace st = ::dino::server::testing;
 
 constexpr char kSpec[] = R"(name: tiny
@@ -29,6 +31,13 @@ optim: {epochs: 2, warmupEpochs: 0}
 )";
 
 class DinoctlAuthTest : public ::testing::Test {
+ public:
+  struct Result {
+    int code;
+    std::string out;
+    std::string err;
+  };
+
  protected:
   void SetUp() override {
     dir_ = st::NewTempDir("dinoctl_auth");
@@ -52,12 +61,6 @@ class DinoctlAuthTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
-
-  struct Result {
-    int code;
-    std::string out;
-    std::string err;
-  };
 
   Result Run(std::vector<std::string> args, const std::string& token_env = "",
              bool with_ca = true) {
@@ -96,6 +99,49 @@ TEST_F(DinoctlAuthTest, TokenFromFileFlagOrEnvironment) {
   EXPECT_THAT(as_vera.err, HasSubstr("PERMISSION_DENIED"));
   Result as_sam = Run({"submit", dir_ + "/spec.yaml"}, "sam-secret");
   EXPECT_EQ(as_sam.code, 0) << as_sam.err;
+  // A token in argv works, with a warning; from the file or the environment, without one.
+  EXPECT_THAT(as_vera.err, HasSubstr("--token is visible to other users"));
+  EXPECT_THAT(as_sam.err, Not(HasSubstr("--token is visible")));
+  EXPECT_THAT(submitted.err, Not(HasSubstr("--token is visible")));
+}
+
+// Runs dinoctl against `coordinator` without a server: what is checked happens before connecting.
+DinoctlAuthTest::Result RunOffline(std::vector<std::string> args, const std::string& coordinator,
+                                   const std::string& token_env = "") {
+  std::ostringstream out, err;
+  DinoctlEnv env;
+  env.out = &out;
+  env.err = &err;
+  env.token_env = token_env;
+  env.coordinator_env = coordinator;
+  env.client_defaults.max_attempts = 1;
+  env.client_defaults.reconnect_window = absl::Seconds(1);
+  args.insert(args.begin(), {"--timeout", "2s"});
+  const int code = RunDinoctl(args, env);
+  return {code, out.str(), err.str()};
+}
+
+TEST(DinoctlTokenTransportTest, ATokenGoesInPlaintextOnlyToLoopbackOrWithInsecure) {
+  const std::string dir = st::NewTempDir("dinoctl_transport");
+  ASSERT_TRUE(WriteFileAtomically(DefaultFileSystem(), dir + "/t.token", "secret\n").ok());
+  for (const auto& [args, env] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--token-file", dir + "/t.token", "list"}, ""},
+           {{"list"}, "secret"},
+           {{"--token", "secret", "list"}, ""}}) {
+    DinoctlAuthTest::Result refused = RunOffline(args, "10.0.0.5:50051", env);
+    EXPECT_EQ(refused.code, kExitUsage) << refused.err;
+    EXPECT_THAT(refused.err, HasSubstr("refusing to send a bearer token in plaintext to "
+                                       "10.0.0.5:50051"));
+    EXPECT_THAT(refused.err, HasSubstr("--insecure"));
+  }
+  // No token: nothing to protect. The name does not resolve, so the call fails UNAVAILABLE.
+  DinoctlAuthTest::Result tokenless = RunOffline({"list"}, "dns:///dinotrain-test.invalid:50051");
+  EXPECT_EQ(tokenless.code, kExitUnavailable) << tokenless.err;
+  // --insecure sends it anyway.
+  DinoctlAuthTest::Result insecure =
+      RunOffline({"--insecure", "list"}, "dns:///dinotrain-test.invalid:50051", "secret");
+  EXPECT_EQ(insecure.code, kExitUnavailable) << insecure.err;
+  EXPECT_THAT(insecure.err, Not(HasSubstr("refusing")));
 }
 
 TEST_F(DinoctlAuthTest, NoTokenWrongTokenAndNoCa) {

@@ -8,7 +8,9 @@ normalises the file client-side, default and `gpu` profile). The structural chec
 runs, with or without it: a coordinator with a named volume on its --data-dir, two CPU workers,
 Prometheus with deploy/prometheus, Grafana provisioned with the dashboard, Fashion-MNIST mounted
 read-only on every worker, a `gpu` profile with a GPU worker holding an NVIDIA device
-reservation, health checks, and a stop grace period long enough for a graceful worker exit.
+reservation, health checks, a stop grace period long enough for a graceful worker exit, and a
+coordinator whose ports are published on the host's loopback only unless it serves TLS with
+--auth-tokens.
 Exit 0 when it holds, 1 with one line per problem otherwise.
 """
 import os
@@ -36,6 +38,17 @@ def parse_volume(spec):
     if len(parts) == 1:
         return None, parts[0], False
     return parts[0], parts[1], len(parts) > 2 and "ro" in parts[2].split(",")
+
+
+def published_host_ip(port):
+    """The host address a `ports:` entry binds, or None when it is every interface."""
+    if isinstance(port, dict):
+        return port.get("host_ip")
+    port = str(port)
+    if port.startswith("["):
+        return port[1:port.index("]")]
+    parts = port.split(":")
+    return parts[0] if len(parts) == 3 else None
 
 
 def seconds(duration):
@@ -86,6 +99,13 @@ def check(compose, root):
         need(any(s in volumes and t == data_dir for s, t, _ in named),
              f"coordinator: no named volume mounted on its --data-dir {data_dir}")
         need("healthcheck" in coordinator, "coordinator: no healthcheck")
+        command = coordinator.get("command")
+        secured = (flag_value(command, "--auth-tokens") is not None and
+                   flag_value(command, "--tls-cert") is not None)
+        for port in coordinator.get("ports") or []:
+            need(secured or published_host_ip(port) in ("127.0.0.1", "::1", "localhost"),
+                 f"coordinator: port {port} is published on every host interface without TLS "
+                 f"and --auth-tokens; bind it to loopback (\"127.0.0.1:HOST:CONTAINER\")")
 
     workers = {n: s for n, s in services.items() if is_worker(s)}
     cpu = [n for n, s in workers.items()

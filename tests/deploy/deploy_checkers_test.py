@@ -61,6 +61,16 @@ class ComposeTest(unittest.TestCase):
             for v in c["services"]["grafana"]["volumes"]]
         self.assertFails(c, "provider's path")
 
+    def test_coordinator_ports_on_loopback_only(self):
+        c = compose()
+        c["services"]["coordinator"]["ports"] = ["50051:50051", "127.0.0.1:9464:9464"]
+        self.assertFails(c, "port 50051:50051 is published on every host interface")
+        c["services"]["coordinator"]["ports"] = [{"target": 50051, "published": 50051}]
+        self.assertFails(c, "every host interface")
+        c["services"]["coordinator"]["ports"] = [
+            {"target": 50051, "published": 50051, "host_ip": "127.0.0.1"}, "[::1]:9464:9464"]
+        self.assertEqual(check_compose.check(c, ROOT), [])
+
     def test_short_grace_period(self):
         c = compose()
         c["services"]["worker-0"]["stop_grace_period"] = "5s"

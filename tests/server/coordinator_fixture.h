@@ -39,9 +39,7 @@ class CoordinatorFixture : public ::testing::Test {
     store_ = std::move(faulty);
     registry_ =
         std::make_unique<CheckpointRegistry>(store_.get(), DefaultFileSystem(), dir_ + "/blobs");
-    CoordinatorOptions options;
-    options.worker_timeout = absl::Seconds(15);
-    coordinator_ = std::make_unique<Coordinator>(store_.get(), registry_.get(), &clock_, options);
+    coordinator_ = std::make_unique<Coordinator>(store_.get(), registry_.get(), &clock_, options_);
     ASSERT_TRUE(coordinator_->Recover().ok());
   }
 
@@ -109,6 +107,8 @@ class CoordinatorFixture : public ::testing::Test {
 
   std::string dir_;
   SimulatedClock clock_;
+  // What Open() gives the Coordinator; set before Open() (SetUp opens with the defaults).
+  CoordinatorOptions options_;
   int next_port_ = 0;
   std::unique_ptr<Store> store_;
   FaultyStore* faulty_ = nullptr;  // store_, to inject write failures.

@@ -117,18 +117,21 @@ TEST_F(CoordinatorSchedulingTest, AMixedFleetGivesEachJobWorkersOfItsKind) {
 
 TEST_F(CoordinatorSchedulingTest, TheReasonFollowsTheFleetAndIsListedAndClearedOnCancel) {
   const TestWorker a = AddWorker("cpu");
+  const TestWorker b = AddWorker("cpu");
+  const std::string first = Submit(testing::TinySpec(1));
+  ASSERT_EQ(Get(first).state(), dino::v1::JOB_STATE_RUNNING);
   const std::string job = Submit(testing::TinySpec(2));
   EXPECT_EQ(Get(job).queued_reason(),
-            "waiting for 2 idle CPU workers: 1 of 1 registered CPU worker is idle");
+            "waiting for 2 idle CPU workers: 1 of 2 registered CPU workers is idle");
   // A job behind it waits for its reservation.
   const std::string behind = Submit(testing::TinySpec(1));
   EXPECT_EQ(Get(behind).queued_reason(),
             "waiting for 1 idle CPU worker behind " + job +
-                ", which is ahead in the queue and holds the idle CPU workers (1 of 1 registered "
+                ", which is ahead in the queue and holds the idle CPU workers (1 of 2 registered "
                 "is idle)");
   absl::StatusOr<dino::v1::ListJobsResponse> list = coordinator_->ListJobs({});
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ(list->jobs_size(), 2);
+  ASSERT_EQ(list->jobs_size(), 3);
   EXPECT_EQ(list->jobs(1).queued_reason(), Get(job).queued_reason());
 
   // The worker goes silent: dead workers are not counted.
@@ -144,6 +147,7 @@ TEST_F(CoordinatorSchedulingTest, TheReasonFollowsTheFleetAndIsListedAndClearedO
   EXPECT_EQ(Get(behind).queued_reason(),
             "waiting for 1 idle CPU worker: no CPU worker is registered");
   (void)a;
+  (void)b;
 }
 
 TEST_F(CoordinatorSchedulingTest, ARestartingJobSaysWhyItWaitsAndTheReasonIsNotStored) {
@@ -161,6 +165,99 @@ TEST_F(CoordinatorSchedulingTest, ARestartingJobSaysWhyItWaitsAndTheReasonIsNotS
   coordinator_->Tick();
   EXPECT_EQ(Get(job).queued_reason(), "waiting for 1 idle CPU worker: no CPU worker is registered");
   (void)a;
+}
+
+TEST_F(CoordinatorSchedulingTest, OnlyAnAdminSetsAPriorityAboveTheSubmitterCap) {
+  dino::v1::JobSpec spec = testing::TinySpec(1);
+  spec.set_priority(5);
+  absl::StatusOr<dino::v1::SubmitJobResponse> refused =
+      coordinator_->SubmitJob(spec, JobCaller{"sam", false});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("--max-submitter-priority=0"));
+  EXPECT_TRUE(coordinator_->SubmitJob(spec, JobCaller{"root", true}).ok());
+  spec.set_priority(-5);  // Lowering one's own priority is always allowed.
+  EXPECT_TRUE(coordinator_->SubmitJob(spec, JobCaller{"sam", false}).ok());
+  spec.clear_priority();  // The default priority is within the default cap.
+  EXPECT_TRUE(coordinator_->SubmitJob(spec, JobCaller{"sam", false}).ok());
+
+  options_.max_submitter_priority = 10;
+  Open();
+  spec.set_priority(10);
+  EXPECT_TRUE(coordinator_->SubmitJob(spec, JobCaller{"sam", false}).ok());
+  spec.set_priority(11);
+  EXPECT_EQ(coordinator_->SubmitJob(spec, JobCaller{"sam", false}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(CoordinatorSchedulingTest, AGangLargerThanTheFleetNeverHoldsItAndIsRefusedOnceItSettled) {
+  // A fresh coordinator: accepted, and it says why it waits.
+  const std::string early = Submit(testing::TinySpec(3));
+  EXPECT_EQ(Get(early).queued_reason(),
+            "waiting for 3 idle CPU workers: no CPU worker is registered");
+  const TestWorker a = AddWorker("cpu");
+  const TestWorker b = AddWorker("cpu");
+  // The fleet is still coming up: accepted too, and it holds no workers, so a small job runs.
+  const std::string starting = Submit(testing::TinySpec(3));
+  EXPECT_EQ(Get(starting).queued_reason(),
+            "waiting for 3 idle CPU workers: only 2 CPU workers are registered, so it holds none "
+            "until more register");
+  const std::string small = Submit(testing::TinySpec(1));
+  EXPECT_EQ(Get(small).state(), dino::v1::JOB_STATE_RUNNING);
+
+  // Once the fleet has been up for a liveness timeout, such a gang is refused at once.
+  Passes(15, {a, b});
+  absl::StatusOr<dino::v1::SubmitJobResponse> refused =
+      coordinator_->SubmitJob(testing::TinySpec(3));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("resources.world_size 3 is more than the 2 registered workers "
+                                   "of CPU"));
+  EXPECT_TRUE(coordinator_->SubmitJob(testing::TinySpec(2)).ok());
+  // Another device kind with no worker at all is still accepted.
+  EXPECT_TRUE(coordinator_->SubmitJob(CudaSpec(4)).ok());
+}
+
+TEST_F(CoordinatorSchedulingTest, AHoldOnIdleWorkersIsReleasedAfterMaxReservationHold) {
+  options_.max_reservation_hold = absl::Seconds(60);
+  Open();
+  const TestWorker a = AddWorker("cpu");
+  const TestWorker b = AddWorker("cpu");
+  const TestWorker c = AddWorker("cpu");
+  const std::vector<TestWorker> all = {a, b, c};
+  const std::string running = Submit(testing::TinySpec(2));
+  ASSERT_EQ(Get(running).state(), dino::v1::JOB_STATE_RUNNING);
+  // The gang of three cannot form while the pair runs: it holds the one idle worker.
+  const std::string big = Submit(testing::TinySpec(3));
+  const std::string small = Submit(testing::TinySpec(1));
+  Passes(59, all);
+  EXPECT_EQ(Get(small).state(), dino::v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(Get(small).queued_reason(), ::testing::HasSubstr("behind " + big));
+
+  // The hold has lasted max_reservation_hold: the small job gets the idle worker.
+  Passes(1, all);
+  ASSERT_EQ(Get(small).state(), dino::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Get(big).state(), dino::v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(Get(big).queued_reason(), ::testing::HasSubstr("--max-reservation-hold"));
+  // While the big job is off, another small one may run too once a worker frees up.
+  auto rank0 = [&](const std::string& job) {
+    for (const TestWorker& w : all) {
+      if (w.id == Gang(job)[0]) return w;
+    }
+    ADD_FAILURE() << job << " runs on no known worker";
+    return a;
+  };
+  ASSERT_TRUE(Result(small, 1, rank0(small), 0, dino::v1::ATTEMPT_OUTCOME_SUCCEEDED).ok());
+  const std::string second_small = Submit(testing::TinySpec(1));
+  ASSERT_EQ(Get(second_small).state(), dino::v1::JOB_STATE_RUNNING);
+
+  // As long again, and the big job holds the idle workers anew.
+  ASSERT_TRUE(
+      Result(second_small, 1, rank0(second_small), 0, dino::v1::ATTEMPT_OUTCOME_SUCCEEDED).ok());
+  Passes(60, all);
+  const std::string third_small = Submit(testing::TinySpec(1));
+  EXPECT_EQ(Get(third_small).state(), dino::v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(Get(third_small).queued_reason(), ::testing::HasSubstr("behind " + big));
 }
 
 }  // namespace

@@ -130,8 +130,12 @@ TEST(SchedulerTest, QueuedReasonNamesWhatTheJobNeedsAndWhatTheFleetHas) {
             "waiting for 2 idle CPU workers: 1 of 3 registered CPU workers is idle (1 CUDA worker "
             "does not match)");
   plan = PlanGangs({cpu}, {});
+  EXPECT_EQ(QueuedReason(cpu, plan.waiting[0], plan, {{kCpu, 2}, {kCuda, 0}}),
+            "waiting for 2 idle CPU workers: 0 of 2 registered CPU workers are idle");
+  // More than the fleet of its kind: it cannot form, and says so.
   EXPECT_EQ(QueuedReason(cpu, plan.waiting[0], plan, {{kCpu, 1}, {kCuda, 0}}),
-            "waiting for 2 idle CPU workers: 0 of 1 registered CPU worker is idle");
+            "waiting for 2 idle CPU workers: only 1 CPU worker is registered, so it holds none "
+            "until more register");
   plan = PlanGangs({cpu}, {});
   EXPECT_EQ(QueuedReason(cpu, plan.waiting[0], plan, {}),
             "waiting for 2 idle CPU workers: no CPU worker is registered");
@@ -144,6 +148,26 @@ TEST(SchedulerTest, QueuedReasonNamesWhatTheJobNeedsAndWhatTheFleetHas) {
   EXPECT_EQ(QueuedReason(small, plan.waiting[1], plan, {{kCpu, 5}}),
             "waiting for 1 idle CPU worker behind big, which is ahead in the queue and holds the "
             "idle CPU workers (3 of 5 registered are idle)");
+}
+
+TEST(SchedulerTest, AJobThatMayNotReserveWaitsWithoutBlockingTheJobsBehindIt) {
+  PendingJob big = Job("big", 4, 0, 1);
+  big.may_reserve = false;
+  PendingJob small = Job("small", 1, 0, 2);
+  SchedulePlan plan = PlanGangs({big, small}, Cpus(3));
+  EXPECT_TRUE(plan.reserved_for.empty());
+  ASSERT_EQ(plan.placements.size(), 1u);
+  EXPECT_EQ(plan.placements[0].job_id, "small");
+  ASSERT_EQ(plan.waiting.size(), 1u);
+  EXPECT_EQ(plan.waiting[0].job_id, "big");
+  EXPECT_EQ(plan.waiting[0].behind, "");
+  EXPECT_EQ(QueuedReason(big, plan.waiting[0], plan, {{kCpu, 5}}),
+            "waiting for 4 idle CPU workers: 2 of 5 registered CPU workers are idle; it held them "
+            "for --max-reservation-hold, so smaller jobs may use them for a while");
+  // Enough idle workers: it still starts first, in queue order.
+  plan = PlanGangs({big, small}, Cpus(5));
+  ASSERT_EQ(plan.placements.size(), 2u);
+  EXPECT_EQ(plan.placements[0].job_id, "big");
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 //
 //   dino-worker --coordinator HOST:PORT --device cpu|cuda[:N] --threads N --rendezvous-port P
 //               [--metrics-port P] [--name NAME] [--work-dir DIR] [--advertise-host HOST]
-//               [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+//               [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]] [--insecure]
 //
 // --token-file holds the worker's bearer token (a `worker` role in the coordinator's
 // --auth-tokens); --tls-ca verifies a coordinator that serves TLS, --tls-cert/--tls-key are the
-// client certificate when it requires mTLS.
+// client certificate when it requires mTLS. The token is sent over plaintext only to a loopback
+// coordinator; elsewhere it needs --tls-ca, or --insecure to send it unencrypted anyway
+// (common/token_transport.h), else the worker exits 2 at startup.
 //
 // --device cuda[:N] needs a CUDA build (DINO_WITH_CUDA) and device N visible to LibTorch; without
 // them the worker exits 2 at startup, before it registers, with one line saying what it found.
@@ -34,6 +36,7 @@
 #include "common/metrics_http.h"
 #include "common/metrics_process.h"
 #include "common/path_confinement.h"
+#include "common/token_transport.h"
 #include "worker/agent/agent.h"
 #include "worker/agent/device_check.h"
 #include "worker/agent/worker_metrics.h"
@@ -89,6 +92,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca", tls.ca_file, "PEM CA that signed the coordinator's certificate");
   app.add_option("--tls-cert", tls.cert_file, "PEM client certificate (coordinator with mTLS)");
   app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "Send the token over plaintext gRPC to a non-loopback coordinator");
   app.footer(
       "Example: dino-worker --coordinator localhost:50051 --device cpu --threads 2 "
       "--rendezvous-port 29500");
@@ -115,6 +121,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.security.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  if (absl::Status transport = dino::CheckTokenTransport(
+          options.coordinator, !options.security.token.empty(), !tls.ca_file.empty(), insecure);
+      !transport.ok()) {
+    std::cerr << "dino-worker: " << transport.message() << "\n";
+    return 2;
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       dino::MakeChannelCredentials(tls);
