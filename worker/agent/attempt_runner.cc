@@ -2,8 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/cord.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/sha256.h"
@@ -11,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "worker/agent/retry.h"
 #include "worker/agent/spec_convert.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/run/training_run.h"
 
 namespace dino::agent {
@@ -39,16 +38,22 @@ dino::v1::StepStats ToProto(const run::Progress& p) {
 }  // namespace
 
 dino::v1::FailureReason ClassifyFailure(const absl::Status& status) {
-  const std::string phase = run::FailurePhase(status);
-  if (phase == "data") return dino::v1::FAILURE_REASON_BAD_DATASET;
-  if (phase == "checkpoint") return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
-  if (phase == "config") return dino::v1::FAILURE_REASON_INVALID_SPEC;
+  switch (GetFailureKind(status)) {
+    case FailureKind::kData:
+      return dino::v1::FAILURE_REASON_BAD_DATASET;
+    case FailureKind::kCheckpoint:
+      return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
+    case FailureKind::kConfig:
+      return dino::v1::FAILURE_REASON_INVALID_SPEC;
+    case FailureKind::kNonFiniteLoss:
+      return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
+    case FailureKind::kTrain:
+    case FailureKind::kUnknown:
+      break;
+  }
   if (absl::IsResourceExhausted(status)) return dino::v1::FAILURE_REASON_OUT_OF_MEMORY;
   if (absl::IsAborted(status) || absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
     return dino::v1::FAILURE_REASON_COLLECTIVE_ABORT;
-  }
-  if (absl::IsFailedPrecondition(status) && absl::StrContains(status.message(), "non-finite")) {
-    return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
   }
   return dino::v1::FAILURE_REASON_INTERNAL;
 }
@@ -190,8 +195,7 @@ absl::StatusOr<std::string> AttemptRunner::FetchResumeCheckpoint() {
       },
       [this] { return abort_.load() || cancel_.load(); }, clock_);
   if (!s.ok()) {
-    s.SetPayload(run::kPhasePayload, absl::Cord("checkpoint"));
-    return s;
+    return WithFailureKind(std::move(s), FailureKind::kCheckpoint);
   }
   return cache;
 }
@@ -204,14 +208,13 @@ absl::Status AttemptRunner::Train() {
   local.data_roots = options_.data_roots;
   if (absl::Status confined = CheckDataPaths(assignment_.spec(), options_.data_roots);
       !confined.ok()) {
-    confined.SetPayload(run::kPhasePayload, absl::Cord("data"));  // BAD_DATASET: not retried.
+    confined = WithFailureKind(std::move(confined), FailureKind::kData);  // BAD_DATASET.
     Report(dino::v1::ATTEMPT_OUTCOME_FAILED, confined, 0, std::nullopt);
     return confined;
   }
   absl::StatusOr<run::RunOptions> run_options = RunOptionsFromSpec(assignment_.spec(), local);
   if (!run_options.ok()) {
-    absl::Status s = run_options.status();
-    s.SetPayload(run::kPhasePayload, absl::Cord("config"));
+    const absl::Status s = WithFailureKind(run_options.status(), FailureKind::kConfig);
     Report(dino::v1::ATTEMPT_OUTCOME_FAILED, s, 0, std::nullopt);
     return s;
   }

@@ -56,7 +56,8 @@ struct RunnerOptions {
   TrainFunction train;
 };
 
-// The failure reason for a Status from a run (uses run::FailurePhase and the status code).
+// The failure reason for a Status from a run: its FailureKind (worker/dino/failure_kind.h), else
+// its code. Never its message.
 dino::v1::FailureReason ClassifyFailure(const absl::Status& status);
 
 class AttemptRunner {

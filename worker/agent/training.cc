@@ -3,11 +3,11 @@
 #include <memory>
 #include <utility>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "worker/agent/attempt_runner.h"
 #include "worker/dino/collectives.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/dist/bucketed_gradient_sync.h"
 #include "worker/dist/c10d_collectives.h"
 #include "worker/dist/process_group.h"
@@ -54,9 +54,7 @@ absl::StatusOr<run::RunResult> RealTraining(TrainRequest request) {
   if (request.assignment->world_size() > 1) {
     absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> created = JoinGroup(request);
     if (!created.ok()) {
-      absl::Status s = absl::AbortedError(created.status().message());
-      s.SetPayload(run::kPhasePayload, absl::Cord("train"));
-      return s;
+      return WithFailureKind(absl::AbortedError(created.status().message()), FailureKind::kTrain);
     }
     group = std::move(*created);
     collectives = std::make_unique<dist::C10dCollectives>(group.get());
