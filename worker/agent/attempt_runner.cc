@@ -47,6 +47,8 @@ dino::v1::FailureReason ClassifyFailure(const absl::Status& status) {
       return dino::v1::FAILURE_REASON_INVALID_SPEC;
     case FailureKind::kNonFiniteLoss:
       return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
+    case FailureKind::kCoordinatorLimit:
+      return dino::v1::FAILURE_REASON_COORDINATOR_LIMIT;
     case FailureKind::kTrain:
     case FailureKind::kUnknown:
       break;
@@ -117,7 +119,8 @@ absl::Status AttemptRunner::final_status() const {
 
 bool AttemptRunner::ShouldStop() const {
   return cancel_.load() || abort_.load() || preempt_.load() ||
-         (reporter_ != nullptr && (reporter_->cancel_requested() || reporter_->stale()));
+         (reporter_ != nullptr &&
+          (reporter_->cancel_requested() || reporter_->stale() || !reporter_->refusal().ok()));
 }
 
 void AttemptRunner::Main() {
@@ -274,6 +277,13 @@ absl::Status AttemptRunner::Train() {
 
   if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
     return absl::AbortedError("attempt aborted");  // No result is expected after an abort.
+  }
+  if (absl::Status refused = reporter_ != nullptr ? reporter_->refusal() : absl::OkStatus();
+      !refused.ok()) {
+    // Training without a way to keep its checkpoints would only waste the gang's time.
+    refused = WithFailureKind(std::move(refused), FailureKind::kCoordinatorLimit);
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, refused, step_.load(), std::nullopt);
+    return refused;
   }
   if (preempt_.load() && (!result.ok() || result->cancelled)) {
     const absl::Status preempted = absl::UnavailableError(absl::StrCat(

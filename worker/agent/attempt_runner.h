@@ -7,6 +7,8 @@
 //      a Reporter;
 //   5. reports the outcome (every rank), with a FailureReason the coordinator's retry policy uses.
 // Cancel stops training at the next step boundary; Abort also breaks a collective in flight.
+// A checkpoint the coordinator refuses for good (over --max-checkpoint-bytes) stops training too,
+// and the rank reports FAILED with FAILURE_REASON_COORDINATOR_LIMIT, naming the flag.
 // Preempt (the worker got SIGTERM) stops at the next step boundary too; rank 0 first uploads the
 // checkpoint that was due (while its peers still wait in the next collective), then the rank
 // reports FAILED with FAILURE_REASON_PREEMPTED.

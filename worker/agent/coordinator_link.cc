@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/sha256.h"
@@ -82,6 +84,8 @@ absl::StatusOr<dino::v1::RegisterResponse> CoordinatorLink::Register(
   SetDeadline(&context, absl::Seconds(10));
   dino::v1::RegisterResponse response;
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->Register(&context, request, &response)));
+  max_upload_chunk_bytes_.store(response.max_upload_chunk_bytes());
+  max_checkpoint_bytes_.store(response.max_checkpoint_bytes());
   return response;
 }
 
@@ -119,6 +123,17 @@ absl::StatusOr<dino::v1::CheckpointInfo> CoordinatorLink::UploadCheckpoint(
   }
   const uint64_t size = (*file)->size();
   header.set_size_bytes(static_cast<int64_t>(size));
+  // Over the coordinator's limit it would be refused, now and on every retry.
+  if (const int64_t max = max_checkpoint_bytes_.load(); max > 0 && header.size_bytes() > max) {
+    return absl::OutOfRangeError(absl::StrCat("checkpoint ", path, " of ", size,
+                                              " bytes is more than the coordinator's limit "
+                                              "--max-checkpoint-bytes=",
+                                              max, "; not sent"));
+  }
+  size_t chunk_bytes = kChunk;
+  if (const int64_t announced = max_upload_chunk_bytes_.load(); announced > 0) {
+    chunk_bytes = std::min<size_t>(chunk_bytes, static_cast<size_t>(announced));
+  }
 
   CancellableCall call(cancel);
   Authorize(call.context());
@@ -131,7 +146,7 @@ absl::StatusOr<dino::v1::CheckpointInfo> CoordinatorLink::UploadCheckpoint(
   Sha256 hash;
   absl::Status read_status;
   for (uint64_t offset = 0; ok && offset < size;) {
-    absl::StatusOr<std::string> chunk = (*file)->Read(offset, kChunk);
+    absl::StatusOr<std::string> chunk = (*file)->Read(offset, chunk_bytes);
     if (!chunk.ok() || chunk->empty()) {
       read_status =
           chunk.ok() ? absl::DataLossError(absl::StrCat(path, " ended early")) : chunk.status();

@@ -12,6 +12,8 @@
 
 #include <grpcpp/security/credentials.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -44,7 +46,9 @@ class CoordinatorLink final : public WorkerLink {
       const dino::v1::ReportProgressRequest& request, CancelToken* cancel) override;
   absl::Status ReportResult(const dino::v1::ReportResultRequest& request,
                             CancelToken* cancel) override;
-  // Sends the file in 1 MiB chunks.
+  // Sends the file in chunks of 1 MiB, or of the coordinator's max_upload_chunk_bytes when that is
+  // smaller; refuses (OUT_OF_RANGE, naming --max-checkpoint-bytes) a file over the coordinator's
+  // max_checkpoint_bytes without sending it.
   absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(dino::v1::CheckpointUploadHeader header,
                                                             const std::string& path,
                                                             CancelToken* cancel) override;
@@ -61,6 +65,9 @@ class CoordinatorLink final : public WorkerLink {
   FileSystem* const fs_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dino::v1::WorkerService::Stub> stub_;
+  // From the last RegisterResponse; 0 when the coordinator announced none.
+  std::atomic<int64_t> max_upload_chunk_bytes_{0};
+  std::atomic<int64_t> max_checkpoint_bytes_{0};
 };
 
 }  // namespace dino::agent

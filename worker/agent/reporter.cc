@@ -60,6 +60,11 @@ bool Reporter::stale() const {
   return stale_;
 }
 
+absl::Status Reporter::refusal() const {
+  absl::MutexLock lock(&mu_);
+  return refusal_;
+}
+
 bool Reporter::StoppingLocked() const {
   return stopping_ || stale_ || (cancel_ != nullptr && cancel_->cancelled());
 }
@@ -133,6 +138,12 @@ void Reporter::Loop() {
         upload = uploads_.front();
       } else {
         result = result_;
+        if (!refusal_.ok() && result->outcome() != dino::v1::ATTEMPT_OUTCOME_FAILED) {
+          // A checkpoint the job needed never reached the coordinator: the attempt failed.
+          result->set_outcome(dino::v1::ATTEMPT_OUTCOME_FAILED);
+          result->set_failure_reason(dino::v1::FAILURE_REASON_COORDINATOR_LIMIT);
+          result->set_message(std::string(refusal_.message()));
+        }
       }
     }
     absl::Status status;
@@ -191,6 +202,7 @@ void Reporter::Loop() {
     if (!status.ok()) {
       DINO_LOG(ERROR) << what << " failed: " << status;
       if (error_.ok()) error_ = status;
+      if (upload.has_value() && IsLimitRefusal(status) && refusal_.ok()) refusal_ = status;
     }
     // Acknowledged (or permanently failed): remove it from the queue.
     if (upload.has_value()) {

@@ -7,6 +7,10 @@
 // whose file was pruned before it could be sent is skipped (a newer one supersedes it). The
 // result is sent only after every queued checkpoint went through.
 //
+// A checkpoint the coordinator refuses for good (over one of its size limits: IsLimitRefusal) is
+// not retried: the refusal is kept (refusal()), the runner stops training, and the result goes out
+// as FAILED with FAILURE_REASON_COORDINATOR_LIMIT and the refusal's message, which names the flag.
+//
 // Ownership: borrows the link, the file system (to see whether a checkpoint file still exists),
 // the clock (backoff between retries), the attempt's CancelToken (may be null; cancelling it ends
 // the call in flight and stops the reporter) and the worker-id source. Thread-safety: all methods
@@ -51,6 +55,8 @@ class Reporter {
 
   bool cancel_requested() const;
   bool stale() const;
+  // The coordinator's first permanent refusal of an upload; OK while there is none.
+  absl::Status refusal() const;
 
  private:
   struct Upload {
@@ -81,6 +87,7 @@ class Reporter {
   bool stale_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  absl::Status refusal_ ABSL_GUARDED_BY(mu_);
   std::function<void(double, int64_t)> upload_observer_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };

@@ -12,6 +12,8 @@ bool IsTransient(const absl::Status& status) {
          absl::IsAborted(status);
 }
 
+bool IsLimitRefusal(const absl::Status& status) { return absl::IsOutOfRange(status); }
+
 absl::Status RetryTransient(const std::string& what, const std::function<absl::Status()>& call,
                             const std::function<bool()>& stop, Clock* clock) {
   Backoff backoff({absl::Milliseconds(200), absl::Seconds(5)});

@@ -10,8 +10,9 @@
 // may be called from any thread. A ConnectStream allows one reader and one writer at a time, and
 // Cancel() from any thread.
 // Failure: absl::Status codes as the coordinator sent them (UNAVAILABLE when it is unreachable).
-// Upload and download answer NOT_FOUND when the local file is gone, DATA_LOSS when bytes do not
-// verify.
+// UploadCheckpoint answers OUT_OF_RANGE, naming the coordinator's flag, for a checkpoint or chunk
+// over one of its limits (IsLimitRefusal in retry.h): permanent. Upload and download answer
+// NOT_FOUND when the local file is gone, DATA_LOSS when bytes do not verify.
 #pragma once
 
 #include <memory>
@@ -45,7 +46,8 @@ class WorkerLink {
   // For logs.
   virtual std::string address() const = 0;
 
-  // Registers this worker.
+  // Registers this worker. The link keeps the limits the coordinator announces
+  // (max_upload_chunk_bytes, max_checkpoint_bytes) and keeps its uploads under them.
   virtual absl::StatusOr<dino::v1::RegisterResponse> Register(
       const dino::v1::RegisterRequest& request) = 0;
   virtual std::unique_ptr<ConnectStream> Connect() = 0;

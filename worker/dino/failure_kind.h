@@ -24,6 +24,9 @@ enum class FailureKind : int {
   kConfig = 3,         // The training config or the job spec it came from.
   kTrain = 4,          // A step, a collective or a callback.
   kNonFiniteLoss = 5,  // The Trainer saw a NaN or infinite loss.
+  // The coordinator refused a checkpoint over one of its limits (--max-checkpoint-bytes,
+  // --max-upload-chunk-bytes); sending it again can never succeed.
+  kCoordinatorLimit = 6,
 };
 
 inline constexpr char kFailureKindPayload[] = "type.dinotrain.dev/dino.FailureKind";
@@ -32,7 +35,7 @@ inline FailureKind GetFailureKind(const absl::Status& status) {
   auto payload = status.GetPayload(kFailureKindPayload);  // absl::optional on Debian's Abseil.
   int value = 0;
   if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &value) || value < 0 ||
-      value > static_cast<int>(FailureKind::kNonFiniteLoss)) {
+      value > static_cast<int>(FailureKind::kCoordinatorLimit)) {
     return FailureKind::kUnknown;
   }
   return static_cast<FailureKind>(value);

@@ -2,6 +2,7 @@
 // cancel, abort and preempt of an attempt, and what each reports to the coordinator.
 #include "worker/agent/attempt_runner.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -38,6 +39,8 @@ struct FakeTraining {
   std::string dir;
   std::atomic<int> steps{0};
   std::atomic<bool> block_in_collective{false};
+  std::atomic<int> checkpoint_at{-1};  // Also writes a checkpoint after this step.
+  std::atomic<int> checkpoints{0};     // Handed to on_checkpoint.
 
   absl::StatusOr<run::RunResult> operator()(TrainRequest request) {
     if (request.on_start) request.on_start(0);
@@ -53,6 +56,14 @@ struct FakeTraining {
       run::Progress p;
       p.step.step = steps++;
       request.callbacks.on_progress(p);
+      if (steps.load() == checkpoint_at.load()) {
+        run::CheckpointInfo c;
+        c.path = dir + "/ckpt-" + std::to_string(steps.load());
+        c.step = steps.load();
+        EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
+        EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
+        ++checkpoints;
+      }
       absl::SleepFor(absl::Milliseconds(1));
     }
     run::CheckpointInfo c;
@@ -60,6 +71,7 @@ struct FakeTraining {
     c.step = steps.load();
     EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
     EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
+    ++checkpoints;
     if (request.before_teardown) request.before_teardown();
     result.steps = steps.load();
     result.cancelled = true;
@@ -132,6 +144,29 @@ TEST_F(AttemptRunnerTest, PreemptUploadsTheDueCheckpointThenReportsPreempted) {
   EXPECT_EQ(calls.back().result.failure_reason(), dino::v1::FAILURE_REASON_PREEMPTED);
   ASSERT_EQ(link_.count_ok("upload"), 1);
   EXPECT_EQ(link_.calls("upload")[0].upload.step(), training_.steps.load());
+}
+
+// The coordinator refuses a checkpoint for good (over --max-checkpoint-bytes): the rank stops
+// training and reports FAILED with FAILURE_REASON_COORDINATOR_LIMIT naming the flag, and no upload
+// is tried twice.
+TEST_F(AttemptRunnerTest, ACheckpointTheCoordinatorRefusesFailsTheAttemptNamingTheFlag) {
+  link_.SetAnswer([](const std::string& kind) {
+    return kind == "upload" ? absl::OutOfRangeError(
+                                  "checkpoint of 7 bytes is more than the coordinator's limit "
+                                  "--max-checkpoint-bytes=5; not sent")
+                            : absl::OkStatus();
+  });
+  training_.checkpoint_at = 5;
+  auto runner = Start();
+  ASSERT_TRUE(WaitFor([&] { return runner->done(); }, absl::Seconds(20)))
+      << "still training after the refusal";
+  const auto results = link_.calls("result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].result.outcome(), dino::v1::ATTEMPT_OUTCOME_FAILED);
+  EXPECT_EQ(results[0].result.failure_reason(), dino::v1::FAILURE_REASON_COORDINATOR_LIMIT);
+  EXPECT_THAT(results[0].result.message(), ::testing::HasSubstr("--max-checkpoint-bytes"));
+  // One try per checkpoint written: a refusal is never retried.
+  EXPECT_EQ(link_.count("upload"), training_.checkpoints.load());
 }
 
 }  // namespace
