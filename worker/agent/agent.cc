@@ -76,7 +76,7 @@ void Agent::ReapFinishedRunner() {
     absl::MutexLock lock(&mu_);
     if (runner_ != nullptr && runner_->done()) finished = std::move(runner_);
   }
-  finished.reset();  // Joins outside the lock.
+  reaper_.Reap(std::move(finished));  // Joined on the reaper's thread, not this one.
 }
 
 bool Agent::RegisterOnce() {
@@ -140,7 +140,10 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
         old = std::move(runner_);
       }
     }
-    old.reset();  // Joins outside the lock.
+    // The old attempt's store may hold the rendezvous port: it goes before the new one starts.
+    // Its calls were cancelled by the abort, so this reader thread waits only for it to unwind.
+    reaper_.Reap(std::move(old));
+    reaper_.WaitIdle();
     DINO_LOG(INFO) << "assignment: " << a.job_id() << " attempt " << a.attempt() << " rank "
                    << a.rank() << "/" << a.world_size();
     absl::MutexLock lock(&mu_);

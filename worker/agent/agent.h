@@ -12,6 +12,9 @@
 // Time is the injected Clock's: heartbeats are due and reconnects back off on it (tests use a
 // SimulatedClock). The stream's threads only poll real time briefly to notice state changes.
 //
+// A runner that finished or was aborted is destroyed on a RunnerReaper's thread, never on the
+// heartbeat thread: the abort has cancelled its calls in flight, but its threads still wind down.
+//
 // Ownership: borrows the link, the file system and the clock; owns the current runner.
 // Thread-safety: Run() blocks on the calling thread; Shutdown() and Leave() may be called from
 // any thread (e.g. a signal-watching thread).
@@ -27,6 +30,7 @@
 #include "common/clock.h"
 #include "common/file_system.h"
 #include "worker/agent/attempt_runner.h"
+#include "worker/agent/runner_reaper.h"
 #include "worker/agent/worker_link.h"
 
 namespace dino::agent {
@@ -72,6 +76,7 @@ class Agent {
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
   ConnectStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // While ServeStream runs.
   std::unique_ptr<AttemptRunner> runner_ ABSL_GUARDED_BY(mu_);
+  RunnerReaper reaper_;  // Declared last: destroyed (and joined) first.
 };
 
 }  // namespace dino::agent

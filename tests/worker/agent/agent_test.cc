@@ -109,5 +109,59 @@ TEST_F(AgentTest, HeartbeatsAreDueOnTheInjectedClock) {
   }
 }
 
+// After an abort the old attempt's upload (which may take up to its 30-minute deadline) is
+// cancelled, and the agent keeps heartbeating meanwhile: the coordinator must not declare this
+// healthy worker dead.
+TEST_F(AgentTest, AnAbortCancelsTheUploadInFlightAndHeartbeatsGoOn) {
+  std::atomic<bool> upload_started{false};
+  std::atomic<bool> upload_cancelled{false};
+  std::atomic<bool> test_over{false};
+  link_.SetUploadHook([&](const dino::v1::CheckpointUploadHeader&, CancelToken* cancel) {
+    upload_started = true;
+    std::atomic<bool> cancelled{false};
+    {
+      CancelToken::Registration registration(cancel, [&] { cancelled = true; });
+      WaitFor([&] { return cancelled.load() || test_over.load(); });
+    }
+    upload_cancelled = cancelled.load();
+    return cancelled.load() ? absl::CancelledError("upload cancelled") : absl::OkStatus();
+  });
+  AgentOptions options;
+  const std::string dir = dir_;
+  options.runner.train = [dir](TrainRequest request) -> absl::StatusOr<run::RunResult> {
+    run::CheckpointInfo c;
+    c.path = dir + "/ckpt-1";
+    c.step = 1;
+    EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
+    EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
+    while (!request.callbacks.should_stop()) absl::SleepFor(absl::Milliseconds(1));
+    run::RunResult result;
+    result.steps = 1;
+    result.cancelled = true;
+    return result;
+  };
+  StartAgent(options);
+  ASSERT_TRUE(WaitFor([&] { return link_.streams() == 1; }));
+  dino::v1::CoordinatorMessage assign;
+  *assign.mutable_assignment() = testing::TestAssignment();
+  link_.Push(assign);
+  ASSERT_TRUE(WaitFor([&] { return upload_started.load(); }));
+
+  dino::v1::CoordinatorMessage abort;
+  abort.mutable_abort()->set_job_id(assign.assignment().job_id());
+  abort.mutable_abort()->set_attempt(assign.assignment().attempt());
+  abort.mutable_abort()->set_reason("a peer died");
+  link_.Push(abort);
+  const int before = link_.heartbeats();
+  for (int i = 1; i <= 3; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_TRUE(WaitFor([&] { return link_.heartbeats() >= before + i; }, absl::Seconds(10)))
+        << "no heartbeat " << i << " after the abort";
+  }
+  EXPECT_TRUE(WaitFor([&] { return upload_cancelled.load(); }, absl::Seconds(10)));
+  EXPECT_EQ(link_.count("result"), 0);  // Nothing is reported for an aborted attempt.
+  test_over = true;
+}
+
 }  // namespace
 }  // namespace dino::agent

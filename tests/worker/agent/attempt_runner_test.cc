@@ -16,22 +16,8 @@ namespace dino::agent {
 namespace {
 
 using testing::FakeWorkerLink;
+using testing::TestAssignment;
 using testing::WaitFor;
-
-dino::v1::Assignment TestAssignment() {
-  dino::v1::Assignment a;
-  a.set_job_id("job-1");
-  a.set_attempt(2);
-  a.set_rank(0);
-  a.set_world_size(1);
-  dino::v1::JobSpec& spec = *a.mutable_spec();
-  spec.mutable_data()->set_kind(dino::v1::DATASET_KIND_SYNTHETIC);
-  spec.mutable_augmentation()->set_global_crop_size(32);
-  spec.mutable_augmentation()->set_local_crop_size(16);
-  spec.mutable_model()->set_patch_size(8);
-  spec.mutable_optim()->set_epochs(2);
-  return a;
-}
 
 // Trains "steps" until told to stop: progress every step, and a checkpoint file at each
 // should_stop that ends the run (as the real run writes the checkpoint that was due).

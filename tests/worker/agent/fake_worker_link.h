@@ -33,6 +33,22 @@ inline std::string NewTempDir(const std::string& name) {
   return ::mkdtemp(tmpl.data()) != nullptr ? tmpl : std::string();
 }
 
+// One rank of a one-rank attempt whose spec converts to RunOptions (a synthetic dataset).
+inline dino::v1::Assignment TestAssignment() {
+  dino::v1::Assignment a;
+  a.set_job_id("job-1");
+  a.set_attempt(2);
+  a.set_rank(0);
+  a.set_world_size(1);
+  dino::v1::JobSpec& spec = *a.mutable_spec();
+  spec.mutable_data()->set_kind(dino::v1::DATASET_KIND_SYNTHETIC);
+  spec.mutable_augmentation()->set_global_crop_size(32);
+  spec.mutable_augmentation()->set_local_crop_size(16);
+  spec.mutable_model()->set_patch_size(8);
+  spec.mutable_optim()->set_epochs(2);
+  return a;
+}
+
 // Polls `condition` every millisecond (real time) until it holds or `deadline` passes.
 inline bool WaitFor(const std::function<bool()>& condition,
                     absl::Duration deadline = absl::Seconds(60)) {
