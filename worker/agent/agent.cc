@@ -170,12 +170,16 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
 }
 
 void Agent::ServeStream() {
-  std::unique_ptr<ConnectStream> stream = link_->Connect();
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return;
+  }
+  std::unique_ptr<ConnectStream> stream = link_->Connect();
+  {
+    absl::MutexLock lock(&mu_);
     stream_ = stream.get();
     stream_done_ = false;
+    if (shutdown_) stream->Cancel();  // Shutdown() came while connecting: end it the usual way.
   }
   absl::Mutex write_mu;
   dino::v1::WorkerMessage hello;
