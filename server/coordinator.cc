@@ -45,6 +45,7 @@ bool IsRetryable(dino::v1::FailureReason reason) {
     case dino::v1::FAILURE_REASON_OUT_OF_MEMORY:
     case dino::v1::FAILURE_REASON_INVALID_SPEC:
     case dino::v1::FAILURE_REASON_COLLAPSE:
+    case dino::v1::FAILURE_REASON_COORDINATOR_LIMIT:  // The same checkpoint would be refused again.
       return false;
     default:
       return true;

@@ -17,7 +17,7 @@ absl::Status CheckSubmittedSpec(const dino::v1::JobSpec& spec, const ServerLimit
 
 absl::Status CheckUploadChunk(size_t bytes, const ServerLimits& limits) {
   if (static_cast<int64_t>(bytes) > limits.max_upload_chunk_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return absl::OutOfRangeError(absl::StrCat(
         "checkpoint upload chunk of ", bytes,
         " bytes is more than the limit --max-upload-chunk-bytes=", limits.max_upload_chunk_bytes));
   }
@@ -26,7 +26,7 @@ absl::Status CheckUploadChunk(size_t bytes, const ServerLimits& limits) {
 
 absl::Status CheckCheckpointSize(int64_t size_bytes, const ServerLimits& limits) {
   if (size_bytes > limits.max_checkpoint_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return absl::OutOfRangeError(absl::StrCat(
         "checkpoint of ", size_bytes,
         " bytes is more than the limit --max-checkpoint-bytes=", limits.max_checkpoint_bytes));
   }

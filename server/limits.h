@@ -20,7 +20,11 @@
 // Thread-safety: ServerLimits is a plain value; the check functions are stateless;
 // WatchStreamLimiter is internally locked.
 // Failure: INVALID_ARGUMENT for a spec too large or a data path outside the roots,
-// RESOURCE_EXHAUSTED for counts and sizes over a limit; every message names the flag.
+// RESOURCE_EXHAUSTED for counts over a limit (back-pressure: worth trying again later), and
+// OUT_OF_RANGE for a checkpoint or upload chunk over its size limit: a permanent refusal, which the
+// worker does not retry (the same bytes would be refused again) but fails the attempt with
+// FAILURE_REASON_COORDINATOR_LIMIT. Every message names the flag. The worker learns both size
+// limits from RegisterResponse and keeps under them.
 #pragma once
 
 #include <cstdint>

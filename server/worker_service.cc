@@ -250,7 +250,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
                                                       const dino::v1::RegisterRequest* request,
                                                       dino::v1::RegisterResponse* response) {
   auto result = coordinator_->RegisterWorker(*request, CallerName(calls_, context));
-  if (result.ok()) *response = std::move(*result);
+  if (result.ok()) {
+    *response = std::move(*result);
+    // The worker sizes its upload chunks and refuses oversized checkpoints from these.
+    response->set_max_upload_chunk_bytes(limits_.max_upload_chunk_bytes);
+    response->set_max_checkpoint_bytes(limits_.max_checkpoint_bytes);
+  }
   return Done(context, result.status());
 }
 

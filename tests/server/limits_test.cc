@@ -92,10 +92,10 @@ TEST(LimitsTest, UploadSizes) {
   limits.max_upload_chunk_bytes = 100;
   limits.max_checkpoint_bytes = 1000;
   EXPECT_TRUE(CheckUploadChunk(100, limits).ok());
-  EXPECT_EQ(CheckUploadChunk(101, limits).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(CheckUploadChunk(101, limits).code(), absl::StatusCode::kOutOfRange);
   EXPECT_THAT(CheckUploadChunk(101, limits).message(), HasSubstr("--max-upload-chunk-bytes=100"));
   EXPECT_TRUE(CheckCheckpointSize(1000, limits).ok());
-  EXPECT_EQ(CheckCheckpointSize(1001, limits).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(CheckCheckpointSize(1001, limits).code(), absl::StatusCode::kOutOfRange);
   EXPECT_THAT(CheckCheckpointSize(1001, limits).message(),
               HasSubstr("--max-checkpoint-bytes=1000"));
 }
@@ -341,10 +341,10 @@ TEST_F(LimitedServerTest, UploadLimitsKeepTheStoredCheckpointsIntact) {
   ASSERT_TRUE(ok.ok()) << ok.error_message();
 
   grpc::Status huge = UploadInChunks(worker, job, int64_t{1} << 40, good, 1000);
-  EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_THAT(huge.error_message(), HasSubstr("--max-checkpoint-bytes=65536"));
   grpc::Status chunky = UploadInChunks(worker, job, 3000, std::string(3000, 'c'), 3000);
-  EXPECT_EQ(chunky.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(chunky.error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_THAT(chunky.error_message(), HasSubstr("--max-upload-chunk-bytes=1024"));
   grpc::Status escape = UploadInChunks(worker, "../" + job, 3000, good, 1000);
   EXPECT_FALSE(escape.ok());

@@ -1,6 +1,5 @@
 #include "worker/agent/agent.h"
 
-#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
-#include "common/grpc_status.h"
 #include "common/logging.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -22,6 +20,8 @@ std::string Hostname() {
   return buf;
 }
 
+constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
+
 int64_t PhysicalMemory() {
   const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? static_cast<int64_t>(pages) * size : 0;
@@ -29,8 +29,8 @@ int64_t PhysicalMemory() {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options, Clock* clock)
-    : options_(std::move(options)), clock_(clock), link_(options_.coordinator, options_.security) {}
+Agent::Agent(AgentOptions options, WorkerLink* link, FileSystem* fs, Clock* clock)
+    : options_(std::move(options)), link_(link), fs_(fs), clock_(clock) {}
 
 Agent::~Agent() {
   Shutdown();
@@ -50,7 +50,7 @@ std::string Agent::worker_id() const {
 void Agent::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
-  if (stream_context_ != nullptr) stream_context_->TryCancel();
+  if (stream_ != nullptr) stream_->Cancel();
   if (runner_ != nullptr) runner_->Abort("worker shutting down");
 }
 
@@ -76,7 +76,7 @@ void Agent::ReapFinishedRunner() {
     absl::MutexLock lock(&mu_);
     if (runner_ != nullptr && runner_->done()) finished = std::move(runner_);
   }
-  finished.reset();  // Joins outside the lock.
+  reaper_.Reap(std::move(finished));  // Joined on the reaper's thread, not this one.
 }
 
 bool Agent::RegisterOnce() {
@@ -98,9 +98,9 @@ bool Agent::RegisterOnce() {
   if (std::optional<dino::v1::RunningAttempt> running = Running()) {
     *request.mutable_running() = *running;
   }
-  absl::StatusOr<dino::v1::RegisterResponse> response = link_.Register(request);
+  absl::StatusOr<dino::v1::RegisterResponse> response = link_->Register(request);
   if (!response.ok()) {
-    DINO_LOG(WARNING) << "registering with " << link_.address() << ": " << response.status();
+    DINO_LOG(WARNING) << "registering with " << link_->address() << ": " << response.status();
     return false;
   }
   absl::MutexLock lock(&mu_);
@@ -113,7 +113,7 @@ bool Agent::RegisterOnce() {
   if (request.has_running() && !response->keep_running() && runner_ != nullptr) {
     runner_->Abort("the coordinator no longer runs this attempt");
   }
-  DINO_LOG(INFO) << "registered with " << link_.address() << " as " << worker_id_;
+  DINO_LOG(INFO) << "registered with " << link_->address() << " as " << worker_id_;
   registered_ = true;
   return true;
 }
@@ -140,12 +140,15 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
         old = std::move(runner_);
       }
     }
-    old.reset();  // Joins outside the lock.
+    // The old attempt's store may hold the rendezvous port: it goes before the new one starts.
+    // Its calls were cancelled by the abort, so this reader thread waits only for it to unwind.
+    reaper_.Reap(std::move(old));
+    reaper_.WaitIdle();
     DINO_LOG(INFO) << "assignment: " << a.job_id() << " attempt " << a.attempt() << " rank "
                    << a.rank() << "/" << a.world_size();
     absl::MutexLock lock(&mu_);
     runner_ = std::make_unique<AttemptRunner>(
-        a, options_.runner, &link_, [this] { return worker_id(); }, clock_);
+        a, options_.runner, link_, [this] { return worker_id(); }, fs_, clock_);
     runner_->Start();
     return;
   }
@@ -167,15 +170,17 @@ void Agent::Dispatch(const dino::v1::CoordinatorMessage& message) {
 }
 
 void Agent::ServeStream() {
-  grpc::ClientContext context;
-  link_.Authorize(&context);
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return;
-    stream_context_ = &context;
-    stream_done_ = false;
   }
-  auto stream = link_.stub()->Connect(&context);
+  std::unique_ptr<ConnectStream> stream = link_->Connect();
+  {
+    absl::MutexLock lock(&mu_);
+    stream_ = stream.get();
+    stream_done_ = false;
+    if (shutdown_) stream->Cancel();  // Shutdown() came while connecting: end it the usual way.
+  }
   absl::Mutex write_mu;
   dino::v1::WorkerMessage hello;
   hello.mutable_hello()->set_worker_id(worker_id());
@@ -184,7 +189,7 @@ void Agent::ServeStream() {
   // Heartbeats (and Leaving) from a helper thread; reads (assignments) on this one.
   bool leaving_sent = false;  // On this stream; heartbeat thread only.
   std::thread heartbeats([&] {
-    absl::Time next_beat = absl::Now();  // Real time, as the waits below.
+    absl::Time next_beat = clock_->Now();
     while (true) {
       dino::v1::WorkerMessage out;
       bool leaving = false;
@@ -194,10 +199,9 @@ void Agent::ServeStream() {
         auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return stream_done_ || (leaving_ && !leaving_sent);
         };
-        // While leaving, poll the runner often so the stream closes soon after its report.
-        mu_.AwaitWithTimeout(absl::Condition(&wake),
-                             leaving_ ? std::min(heartbeat_interval_, absl::Milliseconds(100))
-                                      : heartbeat_interval_);
+        // Beats are due on the injected clock, which cannot wake this wait: poll it in short
+        // real-time slices (also how a leaving worker notices its runner reported).
+        mu_.AwaitWithTimeout(absl::Condition(&wake), kPollInterval);
         if (stream_done_) break;
         leaving = leaving_;
         interval = heartbeat_interval_;
@@ -219,8 +223,8 @@ void Agent::ServeStream() {
           stream->WritesDone();
           break;
         }
-        if (absl::Now() < next_beat) continue;  // Woken early while leaving: no beat due.
-        next_beat = absl::Now() + interval;
+        if (clock_->Now() < next_beat) continue;  // No beat due yet.
+        next_beat = clock_->Now() + interval;
         if (r.has_value()) {
           *out.mutable_heartbeat()->mutable_running() = *r;
         } else {
@@ -238,13 +242,13 @@ void Agent::ServeStream() {
     stream_done_ = true;
   }
   heartbeats.join();
-  context.TryCancel();
-  absl::Status status = FromGrpcStatus(stream->Finish());
+  stream->Cancel();
+  absl::Status status = stream->Finish();
   {
     absl::MutexLock lock(&mu_);
-    stream_context_ = nullptr;
+    stream_ = nullptr;
   }
-  DINO_LOG(WARNING) << "stream to " << link_.address() << " ended: " << status;
+  DINO_LOG(WARNING) << "stream to " << link_->address() << " ended: " << status;
 }
 
 void Agent::Run() {

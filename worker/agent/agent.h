@@ -9,8 +9,15 @@
 // (rank 0 uploads the checkpoint that was due and reports PREEMPTED), then closes its stream and
 // Run() returns. Shutdown() is the immediate exit: the attempt is aborted.
 //
-// Ownership: owns the link and the current runner. Thread-safety: Run() blocks on the calling
-// thread; Shutdown() may be called from any thread (e.g. a signal-watching thread).
+// Time is the injected Clock's: heartbeats are due and reconnects back off on it (tests use a
+// SimulatedClock). The stream's threads only poll real time briefly to notice state changes.
+//
+// A runner that finished or was aborted is destroyed on a RunnerReaper's thread, never on the
+// heartbeat thread: the abort has cancelled its calls in flight, but its threads still wind down.
+//
+// Ownership: borrows the link, the file system and the clock; owns the current runner.
+// Thread-safety: Run() blocks on the calling thread; Shutdown() and Leave() may be called from
+// any thread (e.g. a signal-watching thread).
 // Failure: none surfaces: connection problems are logged and retried until Shutdown().
 #pragma once
 
@@ -21,12 +28,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/file_system.h"
 #include "worker/agent/attempt_runner.h"
-#include "worker/agent/coordinator_link.h"
-
-namespace grpc {
-class ClientContext;
-}
+#include "worker/agent/runner_reaper.h"
+#include "worker/agent/worker_link.h"
 
 namespace dino::agent {
 
@@ -35,13 +40,12 @@ struct AgentOptions {
   std::string name;            // Default hostname:rendezvous_port.
   std::string advertise_host;  // Host peers use to reach this worker's store; default hostname.
   int64_t memory_bytes = 0;    // Reported to the scheduler; 0 = physical memory.
-  LinkSecurity security;       // TLS credentials and bearer token for the coordinator.
   RunnerOptions runner;
 };
 
 class Agent {
  public:
-  Agent(AgentOptions options, Clock* clock);
+  Agent(AgentOptions options, WorkerLink* link, FileSystem* fs, Clock* clock);
   ~Agent();
 
   void Run();
@@ -58,8 +62,9 @@ class Agent {
   std::optional<dino::v1::RunningAttempt> Running() const;
 
   const AgentOptions options_;
+  WorkerLink* const link_;
+  FileSystem* const fs_;
   Clock* const clock_;
-  CoordinatorLink link_;
 
   mutable absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
@@ -69,8 +74,9 @@ class Agent {
   bool registered_ = false;                       // Run() thread only.
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(2);
-  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  ConnectStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // While ServeStream runs.
   std::unique_ptr<AttemptRunner> runner_ ABSL_GUARDED_BY(mu_);
+  RunnerReaper reaper_;  // Declared last: destroyed (and joined) first.
 };
 
 }  // namespace dino::agent

@@ -2,36 +2,18 @@
 
 #include <utility>
 
-#include "absl/strings/cord.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "common/file_system.h"
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
+#include "worker/agent/retry.h"
 #include "worker/agent/spec_convert.h"
-#include "worker/dino/collectives.h"
-#include "worker/dist/bucketed_gradient_sync.h"
-#include "worker/dist/c10d_collectives.h"
-#include "worker/dist/process_group.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/run/training_run.h"
 
 namespace dino::agent {
 namespace {
-
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad rendezvous address '", address, "': expected host:port"));
-  }
-  return std::make_pair(address.substr(0, colon), port);
-}
 
 dino::v1::StepStats ToProto(const run::Progress& p) {
   dino::v1::StepStats s;
@@ -56,27 +38,36 @@ dino::v1::StepStats ToProto(const run::Progress& p) {
 }  // namespace
 
 dino::v1::FailureReason ClassifyFailure(const absl::Status& status) {
-  const std::string phase = run::FailurePhase(status);
-  if (phase == "data") return dino::v1::FAILURE_REASON_BAD_DATASET;
-  if (phase == "checkpoint") return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
-  if (phase == "config") return dino::v1::FAILURE_REASON_INVALID_SPEC;
+  switch (GetFailureKind(status)) {
+    case FailureKind::kData:
+      return dino::v1::FAILURE_REASON_BAD_DATASET;
+    case FailureKind::kCheckpoint:
+      return dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT;
+    case FailureKind::kConfig:
+      return dino::v1::FAILURE_REASON_INVALID_SPEC;
+    case FailureKind::kNonFiniteLoss:
+      return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
+    case FailureKind::kCoordinatorLimit:
+      return dino::v1::FAILURE_REASON_COORDINATOR_LIMIT;
+    case FailureKind::kTrain:
+    case FailureKind::kUnknown:
+      break;
+  }
   if (absl::IsResourceExhausted(status)) return dino::v1::FAILURE_REASON_OUT_OF_MEMORY;
   if (absl::IsAborted(status) || absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
     return dino::v1::FAILURE_REASON_COLLECTIVE_ABORT;
-  }
-  if (absl::IsFailedPrecondition(status) && absl::StrContains(status.message(), "non-finite")) {
-    return dino::v1::FAILURE_REASON_NON_FINITE_LOSS;
   }
   return dino::v1::FAILURE_REASON_INTERNAL;
 }
 
 AttemptRunner::AttemptRunner(dino::v1::Assignment assignment, RunnerOptions options,
-                             CoordinatorLink* link, std::function<std::string()> worker_id,
-                             Clock* clock)
+                             WorkerLink* link, std::function<std::string()> worker_id,
+                             FileSystem* fs, Clock* clock)
     : assignment_(std::move(assignment)),
       options_(std::move(options)),
       link_(link),
       worker_id_(std::move(worker_id)),
+      fs_(fs),
       clock_(clock) {
   attempt_dir_ = absl::StrCat(options_.work_dir, "/", assignment_.job_id(), "/attempt-",
                               assignment_.attempt(), "-rank-", assignment_.rank());
@@ -102,8 +93,7 @@ void AttemptRunner::Abort(const std::string& reason) {
   if (abort_.exchange(true)) return;
   DINO_LOG(INFO) << assignment_.job_id() << " attempt " << assignment_.attempt() << ": abort ("
                  << reason << ")";
-  absl::MutexLock lock(&mu_);
-  if (group_ != nullptr) group_->Abort(absl::AbortedError(reason));
+  abort_token_.Cancel();
 }
 
 void AttemptRunner::Preempt(const std::string& reason) {
@@ -129,7 +119,8 @@ absl::Status AttemptRunner::final_status() const {
 
 bool AttemptRunner::ShouldStop() const {
   return cancel_.load() || abort_.load() || preempt_.load() ||
-         (reporter_ != nullptr && (reporter_->cancel_requested() || reporter_->stale()));
+         (reporter_ != nullptr &&
+          (reporter_->cancel_requested() || reporter_->stale() || !reporter_->refusal().ok()));
 }
 
 void AttemptRunner::Main() {
@@ -138,7 +129,7 @@ void AttemptRunner::Main() {
   }
   if (assignment_.rank() == 0) {
     reporter_ = std::make_unique<Reporter>(link_, assignment_.job_id(), assignment_.attempt(),
-                                           worker_id_, clock_);
+                                           worker_id_, fs_, clock_, &abort_token_);
     if (metrics_ != nullptr) {
       reporter_->SetUploadObserver(
           [m = metrics_](double seconds, int64_t bytes) { m->ObserveUpload(seconds, bytes); });
@@ -181,7 +172,7 @@ void AttemptRunner::Report(dino::v1::AttemptOutcome outcome, const absl::Status&
       "result report",
       [&] {
         result.set_worker_id(worker_id_());
-        return link_->ReportResult(result);
+        return link_->ReportResult(result, &abort_token_);
       },
       [this] { return abort_.load(); }, clock_);
   if (!sent.ok()) DINO_LOG(WARNING) << "reporting the result: " << sent;
@@ -191,9 +182,8 @@ absl::StatusOr<std::string> AttemptRunner::FetchResumeCheckpoint() {
   const dino::v1::CheckpointInfo& ckpt = assignment_.resume_checkpoint();
   const std::string cache = absl::StrCat(
       options_.work_dir, "/cache/", ckpt.sha256().empty() ? ckpt.id() : ckpt.sha256(), ".dino");
-  FileSystem* fs = DefaultFileSystem();
-  if (fs->Exists(cache)) {
-    absl::StatusOr<std::string> bytes = fs->ReadFile(cache);
+  if (fs_->Exists(cache)) {
+    absl::StatusOr<std::string> bytes = fs_->ReadFile(cache);
     if (bytes.ok() && (ckpt.sha256().empty() || Sha256::Of(*bytes) == ckpt.sha256())) {
       DINO_LOG(INFO) << "resume checkpoint " << ckpt.id() << " found in the cache";
       return cache;
@@ -203,12 +193,12 @@ absl::StatusOr<std::string> AttemptRunner::FetchResumeCheckpoint() {
   absl::Status s = RetryTransient(
       absl::StrCat("download of checkpoint ", ckpt.id()),
       [&] {
-        return link_->DownloadCheckpoint(assignment_.job_id(), ckpt.id(), ckpt.sha256(), cache);
+        return link_->DownloadCheckpoint(assignment_.job_id(), ckpt.id(), ckpt.sha256(), cache,
+                                         &abort_token_);
       },
       [this] { return abort_.load() || cancel_.load(); }, clock_);
   if (!s.ok()) {
-    s.SetPayload(run::kPhasePayload, absl::Cord("checkpoint"));
-    return s;
+    return WithFailureKind(std::move(s), FailureKind::kCheckpoint);
   }
   return cache;
 }
@@ -221,14 +211,13 @@ absl::Status AttemptRunner::Train() {
   local.data_roots = options_.data_roots;
   if (absl::Status confined = CheckDataPaths(assignment_.spec(), options_.data_roots);
       !confined.ok()) {
-    confined.SetPayload(run::kPhasePayload, absl::Cord("data"));  // BAD_DATASET: not retried.
+    confined = WithFailureKind(std::move(confined), FailureKind::kData);  // BAD_DATASET.
     Report(dino::v1::ATTEMPT_OUTCOME_FAILED, confined, 0, std::nullopt);
     return confined;
   }
   absl::StatusOr<run::RunOptions> run_options = RunOptionsFromSpec(assignment_.spec(), local);
   if (!run_options.ok()) {
-    absl::Status s = run_options.status();
-    s.SetPayload(run::kPhasePayload, absl::Cord("config"));
+    const absl::Status s = WithFailureKind(run_options.status(), FailureKind::kConfig);
     Report(dino::v1::ATTEMPT_OUTCOME_FAILED, s, 0, std::nullopt);
     return s;
   }
@@ -241,100 +230,60 @@ absl::Status AttemptRunner::Train() {
     run_options->resume_from = *path;
   }
 
-  // The process group lives as long as the run; one rank needs none.
-  std::unique_ptr<dist::ProcessGroupHandle> group;
-  std::unique_ptr<Collectives> collectives;
-  std::unique_ptr<GradientSync> sync;
-  if (assignment_.world_size() > 1) {
-    dist::Rendezvous rv;
-    rv.job_id = assignment_.job_id();
-    rv.attempt = assignment_.attempt();
-    rv.rank = assignment_.rank();
-    rv.world_size = assignment_.world_size();
-    absl::StatusOr<std::pair<std::string, int>> hp = SplitHostPort(assignment_.master_address());
-    absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> created =
-        hp.ok() ? absl::UnknownError("unreachable") : hp.status();
-    if (hp.ok()) {
-      rv.master_host = hp->first;
-      rv.master_port = hp->second;
-      dist::DistOptions dopts;
-      dopts.device = torch::Device(options_.device);
-      dopts.timeout = options_.collective_timeout;
-      dopts.rendezvous_timeout = options_.rendezvous_timeout;
-      created = dist::CreateProcessGroup(rv, dopts);
-    }
-    if (!created.ok()) {
-      absl::Status s = created.status();
-      s.SetPayload(run::kPhasePayload, absl::Cord("train"));
-      Report(dino::v1::ATTEMPT_OUTCOME_FAILED, absl::AbortedError(s.message()), 0, std::nullopt);
-      return s;
-    }
-    group = std::move(*created);
-    {
-      absl::MutexLock lock(&mu_);
-      group_ = group.get();
-      if (abort_.load()) group_->Abort(absl::AbortedError("aborted while joining"));
-    }
-    collectives = std::make_unique<dist::C10dCollectives>(group.get());
-    sync = std::make_unique<dist::BucketedGradientSync>(group.get());
-  } else {
-    collectives = std::make_unique<LocalCollectives>();
-    sync = std::make_unique<LocalGradientSync>();
-  }
-  auto release_group = [&] {
-    sync.reset();
-    collectives.reset();
-    absl::MutexLock lock(&mu_);
-    group_ = nullptr;
-  };
-
-  absl::StatusOr<std::unique_ptr<run::TrainingRun>> training =
-      run::TrainingRun::Create(*run_options, collectives.get(), sync.get(), DefaultFileSystem());
-  absl::StatusOr<run::RunResult> result =
-      training.ok() ? absl::UnknownError("not run") : training.status();
-  if (training.ok()) {
-    step_.store((*training)->trainer().step());
-    run::RunCallbacks callbacks;
-    callbacks.should_stop = [this] { return ShouldStop(); };
-    if (metrics_ != nullptr) {
-      callbacks.on_step = [this](const run::StepReport& r) { metrics_->ObserveStep(r); };
-    }
-    callbacks.on_progress = [this](const run::Progress& p) {
-      step_.store(p.step.step + 1);
-      if (reporter_ != nullptr) reporter_->AddProgress(ToProto(p));
-    };
-    callbacks.on_checkpoint = [this](const run::CheckpointInfo& c) {
-      step_.store(c.step);
-      if (reporter_ == nullptr) return absl::OkStatus();
-      dino::v1::CheckpointUploadHeader h;
-      h.set_job_id(assignment_.job_id());
-      h.set_attempt(assignment_.attempt());
-      h.set_step(c.step);
-      h.set_epoch(c.epoch);
-      h.set_loss(c.last_step.loss);
-      h.set_center_norm(c.last_step.center_norm);
-      h.set_teacher_entropy(c.last_step.teacher_entropy);
-      h.set_batch_mean_entropy(c.last_step.batch_mean_entropy);
-      h.set_kl(c.last_step.kl_teacher_student);
-      if (c.knn_top1.has_value()) h.set_knn_top1(*c.knn_top1);
-      h.set_is_final(c.final);
-      reporter_->AddCheckpoint(h, c.path);
-      return absl::OkStatus();
-    };
-    result = (*training)->Run(callbacks);
+  TrainRequest request;
+  request.assignment = &assignment_;
+  request.options = &options_;
+  request.run_options = *std::move(run_options);
+  request.fs = fs_;
+  request.abort = &abort_token_;
+  request.on_start = [this](int64_t step) { step_.store(step); };
+  request.before_teardown = [this] {
     if (preempt_.load() && reporter_ != nullptr) {
       // Upload the checkpoint that was due before leaving the gang: the peers are still waiting
       // in the next collective, so the attempt stays current until this rank lets go.
       absl::Status flushed = reporter_->Drain([this] { return abort_.load(); });
       if (!flushed.ok()) DINO_LOG(WARNING) << "uploading before leaving: " << flushed;
     }
-    training->reset();
+  };
+  run::RunCallbacks& callbacks = request.callbacks;
+  callbacks.should_stop = [this] { return ShouldStop(); };
+  if (metrics_ != nullptr) {
+    callbacks.on_step = [this](const run::StepReport& r) { metrics_->ObserveStep(r); };
   }
-  release_group();
-  group.reset();  // Tears down the backend and the store before reporting.
+  callbacks.on_progress = [this](const run::Progress& p) {
+    step_.store(p.step.step + 1);
+    if (reporter_ != nullptr) reporter_->AddProgress(ToProto(p));
+  };
+  callbacks.on_checkpoint = [this](const run::CheckpointInfo& c) {
+    step_.store(c.step);
+    if (reporter_ == nullptr) return absl::OkStatus();
+    dino::v1::CheckpointUploadHeader h;
+    h.set_job_id(assignment_.job_id());
+    h.set_attempt(assignment_.attempt());
+    h.set_step(c.step);
+    h.set_epoch(c.epoch);
+    h.set_loss(c.last_step.loss);
+    h.set_center_norm(c.last_step.center_norm);
+    h.set_teacher_entropy(c.last_step.teacher_entropy);
+    h.set_batch_mean_entropy(c.last_step.batch_mean_entropy);
+    h.set_kl(c.last_step.kl_teacher_student);
+    if (c.knn_top1.has_value()) h.set_knn_top1(*c.knn_top1);
+    h.set_is_final(c.final);
+    reporter_->AddCheckpoint(h, c.path);
+    return absl::OkStatus();
+  };
+  const TrainFunction& train = options_.train ? options_.train : TrainFunction(RealTraining);
+  absl::StatusOr<run::RunResult> result = train(std::move(request));
 
   if (abort_.load() || (reporter_ != nullptr && reporter_->stale())) {
     return absl::AbortedError("attempt aborted");  // No result is expected after an abort.
+  }
+  if (absl::Status refused = reporter_ != nullptr ? reporter_->refusal() : absl::OkStatus();
+      !refused.ok()) {
+    // Training without a way to keep its checkpoints would only waste the gang's time.
+    refused = WithFailureKind(std::move(refused), FailureKind::kCoordinatorLimit);
+    Report(dino::v1::ATTEMPT_OUTCOME_FAILED, refused, step_.load(), std::nullopt);
+    return refused;
   }
   if (preempt_.load() && (!result.ok() || result->cancelled)) {
     const absl::Status preempted = absl::UnavailableError(absl::StrCat(

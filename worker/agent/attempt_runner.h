@@ -7,12 +7,18 @@
 //      a Reporter;
 //   5. reports the outcome (every rank), with a FailureReason the coordinator's retry policy uses.
 // Cancel stops training at the next step boundary; Abort also breaks a collective in flight.
+// A checkpoint the coordinator refuses for good (over --max-checkpoint-bytes) stops training too,
+// and the rank reports FAILED with FAILURE_REASON_COORDINATOR_LIMIT, naming the flag.
 // Preempt (the worker got SIGTERM) stops at the next step boundary too; rank 0 first uploads the
 // checkpoint that was due (while its peers still wait in the next collective), then the rank
 // reports FAILED with FAILURE_REASON_PREEMPTED.
 //
-// Ownership: the Agent owns runners; a runner borrows the link and clock. Destruction aborts and
-// joins. Thread-safety: Cancel/Abort/running/done may be called from any thread.
+// Abort also cancels the attempt's calls to the coordinator in flight (an upload, a download), so
+// that destroying an aborted runner never waits on the network.
+//
+// Ownership: the Agent owns runners; a runner borrows the link, the file system and the clock.
+// Destruction aborts and joins. Thread-safety: Cancel/Abort/running/done may be called from any
+// thread.
 // Failure: reported to the coordinator, never thrown; `final_status()` keeps it for logs/tests.
 #pragma once
 
@@ -26,15 +32,14 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/file_system.h"
 #include "common/path_confinement.h"
 #include "dino/v1/worker.pb.h"
-#include "worker/agent/coordinator_link.h"
+#include "worker/agent/cancel_token.h"
 #include "worker/agent/reporter.h"
+#include "worker/agent/training.h"
+#include "worker/agent/worker_link.h"
 #include "worker/agent/worker_metrics.h"
-
-namespace dino::dist {
-class ProcessGroupHandle;
-}
 
 namespace dino::agent {
 
@@ -49,15 +54,18 @@ struct RunnerOptions {
   absl::Duration collective_timeout = absl::Seconds(60);
   absl::Duration rendezvous_timeout = absl::Seconds(120);
   WorkerMetrics* metrics = nullptr;  // Borrowed; null exports nothing.
+  // What trains; null means RealTraining (training.h). Tests play the run's callbacks instead.
+  TrainFunction train;
 };
 
-// The failure reason for a Status from a run (uses run::FailurePhase and the status code).
+// The failure reason for a Status from a run: its FailureKind (worker/dino/failure_kind.h), else
+// its code. Never its message.
 dino::v1::FailureReason ClassifyFailure(const absl::Status& status);
 
 class AttemptRunner {
  public:
-  AttemptRunner(dino::v1::Assignment assignment, RunnerOptions options, CoordinatorLink* link,
-                std::function<std::string()> worker_id, Clock* clock);
+  AttemptRunner(dino::v1::Assignment assignment, RunnerOptions options, WorkerLink* link,
+                std::function<std::string()> worker_id, FileSystem* fs, Clock* clock);
   ~AttemptRunner();
 
   void Start();
@@ -80,8 +88,9 @@ class AttemptRunner {
 
   const dino::v1::Assignment assignment_;
   const RunnerOptions options_;
-  CoordinatorLink* const link_;
+  WorkerLink* const link_;
   const std::function<std::string()> worker_id_;
+  FileSystem* const fs_;
   Clock* const clock_;
   std::string attempt_dir_;
 
@@ -90,10 +99,10 @@ class AttemptRunner {
   std::atomic<bool> preempt_{false};
   std::atomic<bool> done_{false};
   std::atomic<int64_t> step_{0};
+  CancelToken abort_token_;  // Cancelled by Abort: calls in flight and collectives end.
   std::thread thread_;
 
   mutable absl::Mutex mu_;
-  dist::ProcessGroupHandle* group_ ABSL_GUARDED_BY(mu_) = nullptr;  // Set while training.
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Reporter> reporter_;
   std::shared_ptr<WorkerMetrics::Assignment> metrics_;  // Set by Main when options_.metrics.

@@ -2,14 +2,10 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
-#include <vector>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/backoff.h"
-#include "common/file_system.h"
 #include "common/grpc_status.h"
-#include "common/logging.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -23,10 +19,48 @@ void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
+// A call that `cancel` ends: its context is cancelled for as long as the call is in flight.
+class CancellableCall {
+ public:
+  explicit CancellableCall(CancelToken* cancel)
+      : registration_(cancel, [this] { context_.TryCancel(); }) {}
+  grpc::ClientContext* context() { return &context_; }
+
+ private:
+  grpc::ClientContext context_;  // Declared first: outlives the registration.
+  CancelToken::Registration registration_;
+};
+
+class GrpcConnectStream final : public ConnectStream {
+ public:
+  GrpcConnectStream(dino::v1::WorkerService::Stub* stub, const std::string& token) {
+    if (!token.empty()) context_.AddMetadata("authorization", "Bearer " + token);
+    stream_ = stub->Connect(&context_);
+  }
+  bool Read(dino::v1::CoordinatorMessage* message) override { return stream_->Read(message); }
+  bool Write(const dino::v1::WorkerMessage& message) override { return stream_->Write(message); }
+  void WritesDone() override { stream_->WritesDone(); }
+  void Cancel() override { context_.TryCancel(); }
+  absl::Status Finish() override { return FromGrpcStatus(stream_->Finish()); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<dino::v1::WorkerMessage, dino::v1::CoordinatorMessage>>
+      stream_;
+};
+
 }  // namespace
 
-CoordinatorLink::CoordinatorLink(const std::string& address, LinkSecurity security)
-    : address_(address), token_(std::move(security.token)) {
+CoordinatorLink::CoordinatorLink(std::shared_ptr<grpc::Channel> channel, std::string token,
+                                 FileSystem* fs)
+    : address_("in-process"),
+      token_(std::move(token)),
+      fs_(fs),
+      channel_(std::move(channel)),
+      stub_(dino::v1::WorkerService::NewStub(channel_)) {}
+
+CoordinatorLink::CoordinatorLink(const std::string& address, LinkSecurity security, FileSystem* fs)
+    : address_(address), token_(std::move(security.token)), fs_(fs) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
@@ -50,52 +84,80 @@ absl::StatusOr<dino::v1::RegisterResponse> CoordinatorLink::Register(
   SetDeadline(&context, absl::Seconds(10));
   dino::v1::RegisterResponse response;
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->Register(&context, request, &response)));
+  max_upload_chunk_bytes_.store(response.max_upload_chunk_bytes());
+  max_checkpoint_bytes_.store(response.max_checkpoint_bytes());
   return response;
+}
+
+std::unique_ptr<ConnectStream> CoordinatorLink::Connect() {
+  return std::make_unique<GrpcConnectStream>(stub_.get(), token_);
 }
 
 absl::StatusOr<dino::v1::ReportProgressResponse> CoordinatorLink::ReportProgress(
-    const dino::v1::ReportProgressRequest& request) {
-  grpc::ClientContext context;
-  Authorize(&context);
-  SetDeadline(&context, absl::Seconds(10));
+    const dino::v1::ReportProgressRequest& request, CancelToken* cancel) {
+  CancellableCall call(cancel);
+  Authorize(call.context());
+  SetDeadline(call.context(), absl::Seconds(10));
   dino::v1::ReportProgressResponse response;
-  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ReportProgress(&context, request, &response)));
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ReportProgress(call.context(), request, &response)));
   return response;
 }
 
-absl::Status CoordinatorLink::ReportResult(const dino::v1::ReportResultRequest& request) {
-  grpc::ClientContext context;
-  Authorize(&context);
-  SetDeadline(&context, absl::Seconds(10));
+absl::Status CoordinatorLink::ReportResult(const dino::v1::ReportResultRequest& request,
+                                           CancelToken* cancel) {
+  CancellableCall call(cancel);
+  Authorize(call.context());
+  SetDeadline(call.context(), absl::Seconds(10));
   dino::v1::ReportResultResponse response;
-  return FromGrpcStatus(stub_->ReportResult(&context, request, &response));
+  return FromGrpcStatus(stub_->ReportResult(call.context(), request, &response));
 }
 
 absl::StatusOr<dino::v1::CheckpointInfo> CoordinatorLink::UploadCheckpoint(
-    dino::v1::CheckpointUploadHeader header, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("checkpoint ", path, " is gone"));
-  in.seekg(0, std::ios::end);
-  header.set_size_bytes(static_cast<int64_t>(in.tellg()));
-  in.seekg(0);
+    dino::v1::CheckpointUploadHeader header, const std::string& path, CancelToken* cancel) {
+  // Opened once: the bytes stay readable if retention deletes the path meanwhile.
+  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_->NewReadableFile(path);
+  if (!file.ok()) {
+    if (!fs_->Exists(path))
+      return absl::NotFoundError(absl::StrCat("checkpoint ", path, " is gone"));
+    return file.status();
+  }
+  const uint64_t size = (*file)->size();
+  header.set_size_bytes(static_cast<int64_t>(size));
+  // Over the coordinator's limit it would be refused, now and on every retry.
+  if (const int64_t max = max_checkpoint_bytes_.load(); max > 0 && header.size_bytes() > max) {
+    return absl::OutOfRangeError(absl::StrCat("checkpoint ", path, " of ", size,
+                                              " bytes is more than the coordinator's limit "
+                                              "--max-checkpoint-bytes=",
+                                              max, "; not sent"));
+  }
+  size_t chunk_bytes = kChunk;
+  if (const int64_t announced = max_upload_chunk_bytes_.load(); announced > 0) {
+    chunk_bytes = std::min<size_t>(chunk_bytes, static_cast<size_t>(announced));
+  }
 
-  grpc::ClientContext context;
-  Authorize(&context);
-  SetDeadline(&context, absl::Minutes(30));
+  CancellableCall call(cancel);
+  Authorize(call.context());
+  SetDeadline(call.context(), absl::Minutes(30));
   dino::v1::UploadCheckpointResponse response;
-  auto writer = stub_->UploadCheckpoint(&context, &response);
+  auto writer = stub_->UploadCheckpoint(call.context(), &response);
   dino::v1::UploadCheckpointRequest request;
   *request.mutable_header() = header;
   bool ok = writer->Write(request);
   Sha256 hash;
-  std::vector<char> buffer(kChunk);
-  while (ok && in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    hash.Update(absl::string_view(buffer.data(), static_cast<size_t>(n)));
+  absl::Status read_status;
+  for (uint64_t offset = 0; ok && offset < size;) {
+    absl::StatusOr<std::string> chunk = (*file)->Read(offset, chunk_bytes);
+    if (!chunk.ok() || chunk->empty()) {
+      read_status =
+          chunk.ok() ? absl::DataLossError(absl::StrCat(path, " ended early")) : chunk.status();
+      call.context()->TryCancel();
+      ok = false;
+      break;
+    }
+    offset += chunk->size();
+    hash.Update(*chunk);
     request.Clear();
-    request.set_data(buffer.data(), static_cast<size_t>(n));
+    request.set_data(std::move(*chunk));
     ok = writer->Write(request);
   }
   if (ok) {
@@ -104,21 +166,23 @@ absl::StatusOr<dino::v1::CheckpointInfo> CoordinatorLink::UploadCheckpoint(
     ok = writer->Write(request);
   }
   writer->WritesDone();
-  DINO_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
+  absl::Status finished = FromGrpcStatus(writer->Finish());
+  DINO_RETURN_IF_ERROR(read_status);
+  DINO_RETURN_IF_ERROR(finished);
   return response.checkpoint();
 }
 
 absl::Status CoordinatorLink::DownloadCheckpoint(const std::string& job_id,
                                                  const std::string& checkpoint_id,
                                                  const std::string& expected_sha256,
-                                                 const std::string& path) {
-  grpc::ClientContext context;
-  Authorize(&context);
-  SetDeadline(&context, absl::Minutes(30));
+                                                 const std::string& path, CancelToken* cancel) {
+  CancellableCall call(cancel);
+  Authorize(call.context());
+  SetDeadline(call.context(), absl::Minutes(30));
   dino::v1::DownloadCheckpointRequest request;
   request.set_job_id(job_id);
   request.set_checkpoint_id(checkpoint_id);
-  auto reader = stub_->DownloadCheckpoint(&context, request);
+  auto reader = stub_->DownloadCheckpoint(call.context(), request);
   dino::v1::DownloadCheckpointResponse chunk;
   std::string bytes;
   std::string announced;
@@ -138,28 +202,8 @@ absl::Status CoordinatorLink::DownloadCheckpoint(const std::string& job_id,
                                               " has sha256 ", actual, ", expected ", want));
     }
   }
-  DefaultFileSystem()->CreateDirs(DirName(path)).IgnoreError();
-  return WriteFileAtomically(DefaultFileSystem(), path, bytes);
-}
-
-bool IsTransient(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         absl::IsResourceExhausted(status) || absl::IsUnknown(status) || absl::IsInternal(status) ||
-         absl::IsAborted(status);
-}
-
-absl::Status RetryTransient(const std::string& what, const std::function<absl::Status()>& call,
-                            const std::function<bool()>& stop, Clock* clock) {
-  Backoff backoff({absl::Milliseconds(200), absl::Seconds(5)});
-  for (int attempt = 1;; ++attempt) {
-    if (stop && stop()) return absl::CancelledError(absl::StrCat(what, ": stopped"));
-    absl::Status status = call();
-    if (status.ok() || !IsTransient(status)) return status;
-    const absl::Duration delay = backoff.Next();
-    DINO_LOG(WARNING) << what << " failed (try " << attempt << "): " << status << "; retrying in "
-                      << delay;
-    clock->SleepFor(delay);
-  }
+  fs_->CreateDirs(DirName(path)).IgnoreError();
+  return WriteFileAtomically(fs_, path, bytes);
 }
 
 }  // namespace dino::agent

@@ -1,24 +1,26 @@
-// CoordinatorLink: the worker's client side of dino.v1.WorkerService: one channel to the
-// coordinator, unary calls with deadlines, the checkpoint upload and download streams, and a retry
-// helper for calls that must eventually get through a coordinator restart.
+// CoordinatorLink: the gRPC implementation of WorkerLink (worker_link.h): one channel to the
+// coordinator's dino.v1.WorkerService, unary calls with deadlines, the Connect stream, and the
+// checkpoint upload and download streams.
 //
-// Ownership: owns the channel and stub. Thread-safety: every method may be called from any thread
-// (gRPC stubs are thread-safe).
+// Ownership: owns the channel and stub; borrows the FileSystem (checkpoint files are read for
+// upload and written atomically on download). Thread-safety: every method may be called from any
+// thread (gRPC stubs are thread-safe).
 // Failure: gRPC errors are mapped to absl::Status (common/grpc_status.h). Upload/download return
-// DATA_LOSS when the bytes do not match the sha256, NOT_FOUND when the local file is gone.
+// DATA_LOSS when the bytes do not match the sha256, NOT_FOUND when the local file is gone, and
+// CANCELLED when the call's CancelToken was cancelled.
 #pragma once
 
 #include <grpcpp/security/credentials.h>
 
 #include <atomic>
-#include <functional>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
-#include "common/clock.h"
+#include "common/file_system.h"
 #include "dino/v1/worker.grpc.pb.h"
+#include "worker/agent/worker_link.h"
 
 namespace dino::agent {
 
@@ -29,43 +31,43 @@ struct LinkSecurity {
   std::string token;
 };
 
-class CoordinatorLink {
+class CoordinatorLink final : public WorkerLink {
  public:
-  explicit CoordinatorLink(const std::string& address, LinkSecurity security = {});
+  CoordinatorLink(const std::string& address, LinkSecurity security, FileSystem* fs);
+  // Over an existing channel (an in-process one in tests).
+  CoordinatorLink(std::shared_ptr<grpc::Channel> channel, std::string token, FileSystem* fs);
 
-  // Adds "authorization: Bearer <token>" to a call made on stub() directly (every call of this
-  // class already has it).
-  void Authorize(grpc::ClientContext* context) const;
+  std::string address() const override { return address_; }
 
-  const std::string& address() const { return address_; }
-  dino::v1::WorkerService::Stub* stub() { return stub_.get(); }
-
-  absl::StatusOr<dino::v1::RegisterResponse> Register(const dino::v1::RegisterRequest& request);
+  absl::StatusOr<dino::v1::RegisterResponse> Register(
+      const dino::v1::RegisterRequest& request) override;
+  std::unique_ptr<ConnectStream> Connect() override;
   absl::StatusOr<dino::v1::ReportProgressResponse> ReportProgress(
-      const dino::v1::ReportProgressRequest& request);
-  absl::Status ReportResult(const dino::v1::ReportResultRequest& request);
-  // Streams the file at `path` in 1 MiB chunks after `header` (size_bytes is filled in), then its
-  // sha256.
+      const dino::v1::ReportProgressRequest& request, CancelToken* cancel) override;
+  absl::Status ReportResult(const dino::v1::ReportResultRequest& request,
+                            CancelToken* cancel) override;
+  // Sends the file in chunks of 1 MiB, or of the coordinator's max_upload_chunk_bytes when that is
+  // smaller; refuses (OUT_OF_RANGE, naming --max-checkpoint-bytes) a file over the coordinator's
+  // max_checkpoint_bytes without sending it.
   absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(dino::v1::CheckpointUploadHeader header,
-                                                            const std::string& path);
-  // Downloads checkpoint `checkpoint_id` of `job_id` to `path` (written atomically) and checks
-  // it against `expected_sha256` (and the sha256 the coordinator announces).
+                                                            const std::string& path,
+                                                            CancelToken* cancel) override;
   absl::Status DownloadCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
-                                  const std::string& expected_sha256, const std::string& path);
+                                  const std::string& expected_sha256, const std::string& path,
+                                  CancelToken* cancel) override;
 
  private:
+  // Adds "authorization: Bearer <token>" to a call.
+  void Authorize(grpc::ClientContext* context) const;
+
   const std::string address_;
   const std::string token_;
+  FileSystem* const fs_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<dino::v1::WorkerService::Stub> stub_;
+  // From the last RegisterResponse; 0 when the coordinator announced none.
+  std::atomic<int64_t> max_upload_chunk_bytes_{0};
+  std::atomic<int64_t> max_checkpoint_bytes_{0};
 };
-
-// True for failures worth retrying once the coordinator is back.
-bool IsTransient(const absl::Status& status);
-
-// Calls `call` until it succeeds, fails with a non-transient status, or `stop` returns true
-// (then CANCELLED). Waits with capped exponential backoff between tries, logging each retry.
-absl::Status RetryTransient(const std::string& what, const std::function<absl::Status()>& call,
-                            const std::function<bool()>& stop, Clock* clock);
 
 }  // namespace dino::agent

@@ -30,6 +30,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_system.h"
 #include "common/grpc_credentials.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -38,6 +39,7 @@
 #include "common/path_confinement.h"
 #include "common/token_transport.h"
 #include "worker/agent/agent.h"
+#include "worker/agent/coordinator_link.h"
 #include "worker/agent/device_check.h"
 #include "worker/agent/worker_metrics.h"
 #include "worker/dino/blas_kernels.h"
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
   dino::agent::AgentOptions options;
+  dino::agent::LinkSecurity security;
   int metrics_port = 0;
   int64_t timeout_seconds = 60;
   options.runner.work_dir = "dino-worker-data";
@@ -120,7 +123,7 @@ int main(int argc, char** argv) {
       std::cerr << "dino-worker: " << token.status().message() << "\n";
       return 2;
     }
-    options.security.token = std::string(absl::StripAsciiWhitespace(*token));
+    security.token = std::string(absl::StripAsciiWhitespace(*token));
   }
   if (absl::Status transport = dino::CheckTokenTransport(
           options.coordinator, !options.security.token.empty(), !tls.ca_file.empty(), insecure);
@@ -134,7 +137,7 @@ int main(int argc, char** argv) {
     std::cerr << "dino-worker: " << credentials.status().message() << "\n";
     return 2;
   }
-  options.security.credentials = *credentials;
+  security.credentials = *credentials;
 
   dino::metrics::Registry registry;
   std::unique_ptr<dino::metrics::MetricsHttpServer> metrics;
@@ -158,7 +161,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  dino::agent::Agent agent(options, dino::RealClock::Get());
+  dino::agent::CoordinatorLink link(options.coordinator, security, dino::DefaultFileSystem());
+  dino::agent::Agent agent(options, &link, dino::DefaultFileSystem(), dino::RealClock::Get());
   std::atomic<bool> finished{false};
   std::thread watcher([&] {
     int sig = 0;

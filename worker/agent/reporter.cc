@@ -4,16 +4,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "worker/agent/retry.h"
 
 namespace dino::agent {
 
-Reporter::Reporter(CoordinatorLink* link, std::string job_id, int attempt,
-                   std::function<std::string()> worker_id, Clock* clock)
+Reporter::Reporter(WorkerLink* link, std::string job_id, int attempt,
+                   std::function<std::string()> worker_id, FileSystem* fs, Clock* clock,
+                   CancelToken* cancel)
     : link_(link),
       job_id_(std::move(job_id)),
       attempt_(attempt),
       worker_id_(std::move(worker_id)),
-      clock_(clock) {
+      fs_(fs),
+      clock_(clock),
+      cancel_(cancel) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -56,6 +60,15 @@ bool Reporter::stale() const {
   return stale_;
 }
 
+absl::Status Reporter::refusal() const {
+  absl::MutexLock lock(&mu_);
+  return refusal_;
+}
+
+bool Reporter::StoppingLocked() const {
+  return stopping_ || stale_ || (cancel_ != nullptr && cancel_->cancelled());
+}
+
 bool Reporter::HasWorkLocked() const {
   return !progress_.empty() || !uploads_.empty() || has_result_;
 }
@@ -75,7 +88,9 @@ absl::Status Reporter::Drain(const std::function<bool()>& stop) {
         return error_;
       }
     }
-    if (stop && stop()) return absl::CancelledError("stopped while reporting");
+    if ((stop && stop()) || (cancel_ != nullptr && cancel_->cancelled())) {
+      return absl::CancelledError("stopped while reporting");
+    }
   }
 }
 
@@ -85,7 +100,8 @@ absl::Status Reporter::SendProgress(std::vector<dino::v1::StepStats> stats) {
   request.set_job_id(job_id_);
   request.set_attempt(attempt_);
   for (auto& s : stats) *request.add_stats() = std::move(s);
-  absl::StatusOr<dino::v1::ReportProgressResponse> response = link_->ReportProgress(request);
+  absl::StatusOr<dino::v1::ReportProgressResponse> response =
+      link_->ReportProgress(request, cancel_);
   if (!response.ok()) return response.status();
   if (response->cancel_requested()) {
     absl::MutexLock lock(&mu_);
@@ -97,7 +113,7 @@ absl::Status Reporter::SendProgress(std::vector<dino::v1::StepStats> stats) {
 void Reporter::Loop() {
   auto stopping = [this] {
     absl::MutexLock lock(&mu_);
-    return stopping_ || stale_;
+    return StoppingLocked();
   };
   while (true) {
     std::vector<dino::v1::StepStats> progress;
@@ -109,8 +125,11 @@ void Reporter::Loop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || stale_ || HasWorkLocked();
       };
-      mu_.Await(absl::Condition(&ready));
-      if (stopping_ || stale_) return;
+      // The token has no way to wake this wait: poll it.
+      while (!mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100))) {
+        if (StoppingLocked()) return;
+      }
+      if (StoppingLocked()) return;
       busy_ = true;
       // Progress first (cheap), then checkpoints in order, then the result once all are in.
       if (!progress_.empty()) {
@@ -119,13 +138,20 @@ void Reporter::Loop() {
         upload = uploads_.front();
       } else {
         result = result_;
+        if (!refusal_.ok() && result->outcome() != dino::v1::ATTEMPT_OUTCOME_FAILED) {
+          // A checkpoint the job needed never reached the coordinator: the attempt failed.
+          result->set_outcome(dino::v1::ATTEMPT_OUTCOME_FAILED);
+          result->set_failure_reason(dino::v1::FAILURE_REASON_COORDINATOR_LIMIT);
+          result->set_message(std::string(refusal_.message()));
+        }
       }
     }
     absl::Status status;
     std::string what;
     if (!progress.empty()) {
       what = "progress report";
-      status = RetryTransient(what, [&] { return SendProgress(progress); }, stopping, clock_);
+      status = RetryTransient(
+          what, [&] { return SendProgress(progress); }, stopping, clock_);
     } else if (upload.has_value()) {
       what = absl::StrCat("checkpoint upload of step ", upload->header.step());
       const absl::Time start = clock_->Now();
@@ -133,9 +159,13 @@ void Reporter::Loop() {
       status = RetryTransient(
           what,
           [&] {
+            // Pruned by retention before it could be sent: a newer checkpoint supersedes it.
+            if (!fs_->Exists(upload->path)) {
+              return absl::NotFoundError(absl::StrCat("checkpoint ", upload->path, " is gone"));
+            }
             upload->header.set_worker_id(worker_id_());
             absl::StatusOr<dino::v1::CheckpointInfo> info =
-                link_->UploadCheckpoint(upload->header, upload->path);
+                link_->UploadCheckpoint(upload->header, upload->path, cancel_);
             if (info.ok()) bytes = info->size_bytes();
             return info.status();
           },
@@ -158,12 +188,12 @@ void Reporter::Loop() {
           what,
           [&] {
             result->set_worker_id(worker_id_());
-            return link_->ReportResult(*result);
+            return link_->ReportResult(*result, cancel_);
           },
           stopping, clock_);
     }
     absl::MutexLock lock(&mu_);
-    if (absl::IsCancelled(status) && (stopping_ || stale_)) return;
+    if (absl::IsCancelled(status) && StoppingLocked()) return;
     if (absl::IsFailedPrecondition(status)) {
       DINO_LOG(WARNING) << what << ": " << status << "; dropping the attempt";
       stale_ = true;
@@ -172,6 +202,7 @@ void Reporter::Loop() {
     if (!status.ok()) {
       DINO_LOG(ERROR) << what << " failed: " << status;
       if (error_.ok()) error_ = status;
+      if (upload.has_value() && IsLimitRefusal(status) && refusal_.ok()) refusal_ = status;
     }
     // Acknowledged (or permanently failed): remove it from the queue.
     if (upload.has_value()) {

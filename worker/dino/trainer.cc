@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/dino/cpu_allocator.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/dino/micro_batch.h"
 #include "worker/dino/schedules.h"
 #include "worker/dino/torch_compat.h"
@@ -259,9 +260,10 @@ absl::StatusOr<StepResult> Trainer::Step(const std::vector<torch::Tensor>& crops
   }
   r.loss = loss.loss.item<double>();
   if (!std::isfinite(r.loss)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("non-finite loss (", r.loss, ") at step ", step_, " (epoch ", r.epoch,
-                     "); training stopped, the model was not updated"));
+    return WithFailureKind(absl::FailedPreconditionError(absl::StrCat(
+                               "non-finite loss (", r.loss, ") at step ", step_, " (epoch ",
+                               r.epoch, "); training stopped, the model was not updated")),
+                           FailureKind::kNonFiniteLoss);
   }
   r.teacher_entropy = loss.teacher_entropy;
   r.batch_mean_entropy = loss.batch_mean_entropy;

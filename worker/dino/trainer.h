@@ -22,7 +22,8 @@
 // Ownership: the Trainer owns its modules; the caller owns `collectives` and `sync` and keeps
 // them alive for the Trainer's lifetime. Thread-safety: one training thread.
 // Failure: INVALID_ARGUMENT for a bad config or bad crop shapes; FAILED_PRECONDITION
-// "non-finite loss ... at step N" (no parameter, moment or center is changed); Collectives /
+// "non-finite loss ... at step N" tagged FailureKind::kNonFiniteLoss (failure_kind.h; no
+// parameter, moment or center is changed); Collectives /
 // GradientSync errors (ABORTED) are returned as they are; other LibTorch errors via TorchCall.
 // After an error past the finite check (a failed collective) the state may be partially updated:
 // the caller abandons the attempt and resumes from a checkpoint.

@@ -45,20 +45,13 @@ absl::Status CheckOptions(const RunOptions& o) {
   return absl::OkStatus();
 }
 
-absl::Status WithPhase(absl::Status status, absl::string_view phase) {
-  if (!status.ok() && FailurePhase(status).empty()) {
-    status.SetPayload(kPhasePayload, absl::Cord(phase));
-  }
-  return status;
-}
-
-// DINO_RETURN_IF_ERROR that tags the failure with a phase.
-#define DINO_RETURN_IN_PHASE(expr, phase)                    \
-  do {                                                       \
-    absl::Status dino_phase_status = (expr);                 \
-    if (!dino_phase_status.ok()) {                           \
-      return WithPhase(std::move(dino_phase_status), phase); \
-    }                                                        \
+// DINO_RETURN_IF_ERROR that tags the failure with a FailureKind.
+#define DINO_RETURN_IN_PHASE(expr, kind)                          \
+  do {                                                            \
+    absl::Status dino_phase_status = (expr);                      \
+    if (!dino_phase_status.ok()) {                                \
+      return WithFailureKind(std::move(dino_phase_status), kind); \
+    }                                                             \
   } while (0)
 
 std::string CheckpointPath(const std::string& dir, int64_t step) {
@@ -66,11 +59,6 @@ std::string CheckpointPath(const std::string& dir, int64_t step) {
 }
 
 }  // namespace
-
-std::string FailurePhase(const absl::Status& status) {
-  auto phase = status.GetPayload(kPhasePayload);  // absl::optional on Debian's Abseil.
-  return phase.has_value() ? std::string(*phase) : std::string();
-}
 
 TrainingRun::TrainingRun(RunOptions options, Collectives* collectives, FileSystem* fs)
     : options_(std::move(options)), collectives_(collectives), fs_(fs) {}
@@ -87,13 +75,13 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
                                                                  Collectives* collectives,
                                                                  GradientSync* sync,
                                                                  FileSystem* fs) {
-  DINO_RETURN_IN_PHASE(CheckOptions(options), "config");
+  DINO_RETURN_IN_PHASE(CheckOptions(options), FailureKind::kConfig);
   std::unique_ptr<TrainingRun> run(new TrainingRun(std::move(options), collectives, fs));
   RunOptions& o = run->options_;
   TrainConfig& train = o.train;
 
   absl::Status data_status = run->OpenData();
-  DINO_RETURN_IN_PHASE(data_status, "data");
+  DINO_RETURN_IN_PHASE(data_status, FailureKind::kData);
 
   // The training config is the single source of the crop geometry and the image channels.
   train.world_size = collectives->world_size();
@@ -115,34 +103,35 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   absl::StatusOr<torch::Device> device =
       TorchCallOr("parsing the device", [&] { return torch::Device(train.device); });
-  DINO_RETURN_IN_PHASE(device.status(), "config");
+  DINO_RETURN_IN_PHASE(device.status(), FailureKind::kConfig);
   lo.device = *device;
   run->loader_options_ = lo;
   absl::StatusOr<std::unique_ptr<data::Loader>> loader =
       data::Loader::Create(run->dataset_, lo, o.augment, run->stats_);
-  DINO_RETURN_IN_PHASE(loader.status(), "config");
+  DINO_RETURN_IN_PHASE(loader.status(), FailureKind::kConfig);
   run->loader_ = std::move(*loader);
   train.steps_per_epoch = run->loader_->steps_per_epoch();
 
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(train, collectives, sync);
   // A failed collective while broadcasting the initial weights is a training-time failure.
-  DINO_RETURN_IN_PHASE(trainer.status(), absl::IsAborted(trainer.status()) ? "train" : "config");
+  DINO_RETURN_IN_PHASE(trainer.status(), absl::IsAborted(trainer.status()) ? FailureKind::kTrain
+                                                                           : FailureKind::kConfig);
   run->trainer_ = std::move(*trainer);
   if (!o.resume_from.empty()) {
     absl::Status resume = run->Resume(lo);
-    DINO_RETURN_IN_PHASE(resume, "checkpoint");
+    DINO_RETURN_IN_PHASE(resume, FailureKind::kCheckpoint);
     if (collectives->world_size() > 1) {
       // Every rank loaded its own copy: a cheap checksum all-reduce proves they agree.
       std::vector<torch::Tensor> state = run->trainer_->StudentParameters();
       for (const torch::Tensor& t : run->trainer_->TeacherParameters()) state.push_back(t);
       state.push_back(run->trainer_->center());
       DINO_RETURN_IN_PHASE(dist::VerifySameParameters(collectives, state, run->trainer_->device()),
-                           "train");
+                           FailureKind::kTrain);
     }
     DINO_LOG(INFO) << "resumed from " << o.resume_from << " at step " << run->trainer_->step();
   }
   if (collectives->rank() == 0) {
-    DINO_RETURN_IN_PHASE(fs->CreateDirs(o.work_dir + "/checkpoints"), "train");
+    DINO_RETURN_IN_PHASE(fs->CreateDirs(o.work_dir + "/checkpoints"), FailureKind::kTrain);
   }
   return run;
 }
@@ -246,7 +235,7 @@ absl::StatusOr<KnnResult> TrainingRun::EvaluateTeacher(const RunCallbacks& callb
 
 absl::StatusOr<RunResult> TrainingRun::Run(const RunCallbacks& callbacks) {
   absl::StatusOr<RunResult> result = RunSteps(callbacks);
-  if (!result.ok()) return WithPhase(result.status(), "train");
+  if (!result.ok()) return WithFailureKind(result.status(), FailureKind::kTrain);
   return result;
 }
 
@@ -268,7 +257,7 @@ absl::StatusOr<RunResult> TrainingRun::RunSteps(const RunCallbacks& callbacks) {
     }
     const double wait_before = loader_->data_wait_seconds();
     absl::StatusOr<data::MultiCropBatch> batch = loader_->Next();
-    DINO_RETURN_IN_PHASE(batch.status(), "data");
+    DINO_RETURN_IN_PHASE(batch.status(), FailureKind::kData);
     DINO_ASSIGN_OR_RETURN(last, trainer_->Step(batch->crops));
     if (callbacks.on_step) {
       StepReport report;

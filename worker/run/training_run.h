@@ -33,6 +33,7 @@
 #include "worker/data/loader.h"
 #include "worker/dino/collectives.h"
 #include "worker/dino/config.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/dino/knn.h"
 #include "worker/dino/trainer.h"
 
@@ -82,12 +83,9 @@ struct CheckpointInfo {
   std::optional<double> knn_top1;  // When evaluated at this step.
 };
 
-// Where a failure happened, attached to a failing Status as the payload kPhasePayload so that the
-// worker can tell a bad dataset from a corrupt checkpoint or a bad config:
-//   "data" (opening or reading the dataset), "checkpoint" (the resume checkpoint),
-//   "config" (the training config), "train" (a step, collective or callback).
-inline constexpr char kPhasePayload[] = "dino.run/phase";
-std::string FailurePhase(const absl::Status& status);  // "" when none is attached.
+// A failing Status from Create or Run carries a FailureKind (worker/dino/failure_kind.h): kData,
+// kCheckpoint, kConfig, kTrain, or the Trainer's kNonFiniteLoss, so that the worker can tell a bad
+// dataset from a corrupt checkpoint, a bad config or a diverged run.
 
 struct EvalInfo {
   int64_t epoch = 0;  // Epochs completed.

@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "absl/strings/cord.h"
 #include "tests/worker/data/test_images.h"
 #include "worker/agent/attempt_runner.h"
 #include "worker/agent/spec_convert.h"
+#include "worker/dino/failure_kind.h"
 #include "worker/run/training_run.h"
 
 namespace dino::agent {
@@ -48,8 +48,8 @@ TEST(DataRootsTest, WorkerRefusesPathsOutsideItsRootsAsBadDataset) {
   EXPECT_THAT(CheckDataPaths(spec, *roots).message(), HasSubstr("data.labels_path"));
 
   // AttemptRunner marks the violation as a data failure: BAD_DATASET, never retried.
-  status.SetPayload(run::kPhasePayload, absl::Cord("data"));
-  EXPECT_EQ(ClassifyFailure(status), dino::v1::FAILURE_REASON_BAD_DATASET);
+  EXPECT_EQ(ClassifyFailure(WithFailureKind(status, FailureKind::kData)),
+            dino::v1::FAILURE_REASON_BAD_DATASET);
   std::system(("rm -rf " + dir).c_str());
 }
 

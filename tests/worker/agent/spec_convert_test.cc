@@ -6,6 +6,7 @@
 
 #include "absl/strings/cord.h"
 #include "worker/agent/attempt_runner.h"
+#include "worker/dino/failure_kind.h"
 
 namespace dino::agent {
 namespace {
@@ -87,26 +88,36 @@ TEST(SpecConvertTest, RejectsWhatTheTrainerCannotRun) {
   EXPECT_FALSE(RunOptionsFromSpec(spec, {}).ok());
 }
 
-absl::Status InPhase(absl::Status s, const char* phase) {
-  s.SetPayload(run::kPhasePayload, absl::Cord(phase));
-  return s;
-}
+absl::Status InPhase(absl::Status s, FailureKind kind) { return WithFailureKind(s, kind); }
 
 TEST(ClassifyFailureTest, TellsUserErrorsFromInfrastructureFailures) {
-  EXPECT_EQ(ClassifyFailure(InPhase(absl::NotFoundError("x"), "data")),
+  EXPECT_EQ(ClassifyFailure(InPhase(absl::NotFoundError("x"), FailureKind::kData)),
             dino::v1::FAILURE_REASON_BAD_DATASET);
-  EXPECT_EQ(ClassifyFailure(InPhase(absl::DataLossError("x"), "checkpoint")),
+  EXPECT_EQ(ClassifyFailure(InPhase(absl::DataLossError("x"), FailureKind::kCheckpoint)),
             dino::v1::FAILURE_REASON_CORRUPT_CHECKPOINT);
-  EXPECT_EQ(ClassifyFailure(InPhase(absl::InvalidArgumentError("x"), "config")),
+  EXPECT_EQ(ClassifyFailure(InPhase(absl::InvalidArgumentError("x"), FailureKind::kConfig)),
             dino::v1::FAILURE_REASON_INVALID_SPEC);
-  EXPECT_EQ(ClassifyFailure(InPhase(
-                absl::FailedPreconditionError("non-finite loss nan at step 3"), "train")),
+  EXPECT_EQ(ClassifyFailure(InPhase(absl::FailedPreconditionError("loss diverged at step 3"),
+                                    FailureKind::kNonFiniteLoss)),
             dino::v1::FAILURE_REASON_NON_FINITE_LOSS);
-  EXPECT_EQ(ClassifyFailure(InPhase(absl::ResourceExhaustedError("CUDA out of memory"), "train")),
+  EXPECT_EQ(ClassifyFailure(
+                InPhase(absl::ResourceExhaustedError("CUDA out of memory"), FailureKind::kTrain)),
             dino::v1::FAILURE_REASON_OUT_OF_MEMORY);
-  EXPECT_EQ(ClassifyFailure(InPhase(absl::AbortedError("peer died"), "train")),
+  EXPECT_EQ(ClassifyFailure(InPhase(absl::AbortedError("peer died"), FailureKind::kTrain)),
             dino::v1::FAILURE_REASON_COLLECTIVE_ABORT);
   EXPECT_EQ(ClassifyFailure(absl::InternalError("x")), dino::v1::FAILURE_REASON_INTERNAL);
+}
+
+// The reason is the kind the failure was tagged with where it happened, not words in a message:
+// a FAILED_PRECONDITION that merely mentions "non-finite" (a path, a user's note, another check)
+// is no non-finite loss, and the Trainer's own non-finite loss is one whatever it says.
+TEST(ClassifyFailureTest, ReadsTheTypedKindNotTheMessage) {
+  EXPECT_EQ(ClassifyFailure(InPhase(
+                absl::FailedPreconditionError("dataset /data/non-finite-values/x.idx: bad header"),
+                FailureKind::kTrain)),
+            dino::v1::FAILURE_REASON_INTERNAL);
+  EXPECT_EQ(ClassifyFailure(absl::FailedPreconditionError("non-finite loss (nan) at step 3")),
+            dino::v1::FAILURE_REASON_INTERNAL);
 }
 
 }  // namespace

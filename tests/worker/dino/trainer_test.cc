@@ -17,6 +17,7 @@
 #include "tests/worker/dino/test_util.h"
 #include "worker/dino/checkpoint.h"
 #include "worker/dino/collectives.h"
+#include "worker/dino/failure_kind.h"
 
 namespace dino {
 namespace {
@@ -172,6 +173,8 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithoutUpdating) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("non-finite loss"));
     EXPECT_THAT(std::string(r.status().message()), HasSubstr("at step 1"));
+    // Typed where it is detected: the worker classifies it NON_FINITE_LOSS by this value.
+    EXPECT_EQ(GetFailureKind(r.status()), FailureKind::kNonFiniteLoss);
     EXPECT_EQ(trainer->step(), 1);
     EXPECT_EQ(MaxDiff(testing::TrainerState(*trainer), before), 0.0);
   }
