@@ -9,7 +9,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -17,7 +17,7 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export function replace(parent, ...children) {
-  parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  parent.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
 }
 
 export function shortState(state) {

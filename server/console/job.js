@@ -43,6 +43,7 @@ export function render(main, jobId) {
   let stream = null;
   let timer = null;
   let job = null;
+  let checkpointList = [];
 
   async function loadJob() {
     try {
@@ -70,16 +71,25 @@ export function render(main, jobId) {
         setPoints(charts.get(name), (byName.get(name) || []).map((p) =>
             ({ x: Number(p.step), y: p.value })));
       }
-      const epochs = new Map((byName.get('epoch') || []).map((p) => [Number(p.step), p.value]));
+      // k-NN is evaluated at checkpoints: their epoch (epochs completed) is its x; the step's
+      // epoch from the statistics otherwise.
+      const epochOf = new Map((byName.get('epoch') || []).map((p) => [Number(p.step), p.value]));
+      for (const c of checkpointList) epochOf.set(Number(c.step), Number(c.epoch));
+      const epochSteps = [...epochOf.keys()].sort((a, b) => a - b);
+      const epochAt = (step) => {
+        let best = step;
+        for (const s of epochSteps) if (s <= step) best = epochOf.get(s);
+        return best;
+      };
       setPoints(charts.get('knn_top1'), (byName.get('knn_top1') || []).map((p) =>
-          ({ x: epochs.has(Number(p.step)) ? epochs.get(Number(p.step)) : Number(p.step),
-             y: p.value })));
+          ({ x: epochAt(Number(p.step)), y: p.value })));
     } catch (e) { status.textContent = e.message; }
   }
   async function loadCheckpoints() {
     try {
       const list = await api.get(`jobs/${encodeURIComponent(jobId)}/checkpoints`);
       if (!live) return;
+      checkpointList = list.checkpoints || [];
       replace(checkpoints, (list.checkpoints || []).map((c) => el('tr', { 'data-checkpoint-id': c.id },
           el('td', { text: c.id }), el('td', { class: 'num', text: c.attempt }),
           el('td', { class: 'num', text: c.step }), el('td', { class: 'num', text: c.epoch }),
@@ -107,8 +117,7 @@ export function render(main, jobId) {
       for (const name of SERIES) addPoint(charts.get(name), Number(s.step), s[CAMEL(name)]);
       if (job) { job.latestStats = s; renderSummary(summary, job); }
     } else if (kind === 'checkpoint') {
-      loadCheckpoints();
-      loadMetrics();
+      loadCheckpoints().then(loadMetrics);
       loadJob();
     } else {
       loadJob();
@@ -127,11 +136,12 @@ export function render(main, jobId) {
 
   (async () => {
     await loadJob();
-    await Promise.all([loadMetrics(), loadCheckpoints()]);
+    await loadCheckpoints();
+    await loadMetrics();
     if (!live || !job) return;
     const from = Math.max(0, Number(job.lastEventIndex || 0) - EVENT_LOG_SIZE);
     stream = api.followEvents(jobId, from, onEvent, () => {
-      loadJob(); loadMetrics(); loadCheckpoints();
+      loadJob(); loadCheckpoints().then(loadMetrics);
     });
     const poll = async () => {  // Fallback, and queued_reason is not an event.
       await loadJob();
