@@ -8,6 +8,7 @@
 //                    [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure]
 //                    [--auth-tokens F] [--max-queued-per-submitter N]
 //                    [--max-submitter-priority N] [--max-reservation-hold D]
+//                    [--http-listen [HOST:]PORT [--console-dir DIR]]
 //
 // --data-roots confines the data paths of submitted specs (common/path_confinement.h). Without
 // it, paths are unconfined only when --listen is a loopback address (one log line says so); on any
@@ -15,6 +16,8 @@
 // "..", on purpose). The limits are described in server/limits.h.
 //
 // Plaintext gRPC is allowed on a loopback --listen only; elsewhere it needs TLS or --insecure.
+// --http-listen (the JSON API and web console, server/http_server.h) takes the same --auth-tokens;
+// it serves plaintext only, so off loopback it needs --insecure (a TLS-terminating proxy in front).
 //
 // A bad flag, an unwritable data dir or a port in use each print one line on stderr and exit
 // non-zero. SIGTERM or SIGINT shut down gracefully: stop accepting work, end the streams with
@@ -41,7 +44,9 @@
 #include "common/metrics_http.h"
 #include "common/metrics_process.h"
 #include "common/path_confinement.h"
+#include "server/console_files.h"
 #include "server/coordinator_server.h"
+#include "server/http_server.h"
 #include "server/limits.h"
 
 namespace {
@@ -175,6 +180,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-checkpoint-bytes", limits.max_checkpoint_bytes,
                  "largest checkpoint a worker may upload (default 16 GiB)")
       ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 50));
+  std::string http_listen;
+  std::string console_dir;
+  app.add_option("--http-listen", http_listen,
+                 "[HOST:]PORT for the JSON API (/api/v1/) and the web console (/console/); "
+                 "PORT alone is loopback; off when not given");
+  app.add_option("--console-dir", console_dir,
+                 "the web console's files (default: installed next to the binary, else the "
+                 "source tree's server/console)");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   try {
     app.parse(argc, argv);
@@ -262,9 +275,27 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::unique_ptr<dino::server::HttpServer> http_server;
+  if (!http_listen.empty()) {
+    dino::server::HttpServerOptions http;
+    http.listen = http_listen;
+    http.insecure = tls.insecure;
+    http.limits = options.limits;
+    http.console_dir = dino::server::FindConsoleDir(console_dir, argv[0]);
+    auto started = dino::server::HttpServer::Start(
+        http, (*server)->coordinator(),
+        options.auth_tokens.has_value() ? &*options.auth_tokens : nullptr);
+    if (!started.ok()) {
+      (*server)->Shutdown(absl::ZeroDuration());
+      return Fail(std::string(started.status().message()));
+    }
+    http_server = *std::move(started);
+  }
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   DINO_LOG(INFO) << "signal " << signal_number << ": shutting down";
+  if (http_server != nullptr) http_server->Stop();  // Ends its event streams first.
   (*server)->Shutdown(grace);
   metrics_server.Stop();
   return 0;
