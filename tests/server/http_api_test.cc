@@ -71,7 +71,7 @@ class HttpApiTest : public CoordinatorFixture {
     dino::v1::JobSpec spec = testing::TinySpec();
     spec.set_name(name);
     (*spec.mutable_labels())["team"] = submitter;
-    auto response = coordinator_->SubmitJob(spec, submitter);
+    auto response = coordinator_->SubmitJob(spec, JobCaller{submitter, false});
     EXPECT_TRUE(response.ok()) << response.status();
     return response->job().id();
   }
