@@ -268,6 +268,21 @@ absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Cluster::Checkpoints(const
                                                response.checkpoints().end());
 }
 
+absl::StatusOr<std::string> Cluster::Download(const std::string& id,
+                                             const std::string& checkpoint_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  dino::v1::DownloadCheckpointRequest request;
+  request.set_job_id(id);
+  request.set_checkpoint_id(checkpoint_id);
+  auto reader = stub_->DownloadCheckpoint(&context, request);
+  dino::v1::DownloadCheckpointResponse chunk;
+  std::string bytes;
+  while (reader->Read(&chunk)) bytes += chunk.data();
+  DINO_RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+  return bytes;
+}
+
 absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Cluster::Workers() {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));

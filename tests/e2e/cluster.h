@@ -91,6 +91,8 @@ class Cluster {
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& id);
   absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Checkpoints(const std::string& id);
   absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Workers();
+  // The bytes of checkpoint `checkpoint_id` of job `id` through DownloadCheckpoint.
+  absl::StatusOr<std::string> Download(const std::string& id, const std::string& checkpoint_id);
   // Polls until the job is in a terminal state or `timeout` passes (then DEADLINE_EXCEEDED).
   absl::StatusOr<dino::v1::Job> WaitTerminal(const std::string& id, absl::Duration timeout);
   // Polls until `pred(job)` holds.
@@ -116,5 +118,19 @@ class Cluster {
 
 // A tiny synthetic job that trains in seconds on one CPU core.
 dino::v1::JobSpec TinySpec(int world_size, int epochs);
+
+// How long the tests let a tiny job take, start to end.
+inline constexpr absl::Duration kJobTimeout = absl::Seconds(240);
+
+}  // namespace dino::e2e
+
+// In a test with a local `Cluster cluster`: asserts that the StatusOr `expr` is OK (printing every
+// process's log when it is not) and declares `lhs` as its value.
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                      \
+  auto lhs##_or = (expr);                                                    \
+  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status() << "\n" << cluster.Logs(); \
+  auto lhs = std::move(*lhs##_or)
+
+namespace dino::e2e {
 
 }  // namespace dino::e2e

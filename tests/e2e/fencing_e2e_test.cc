@@ -20,32 +20,12 @@ namespace {
 
 using dino::v1::Job;
 
-constexpr absl::Duration kJobTimeout = absl::Seconds(240);
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                   \
-  auto lhs##_or = (expr);                                 \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status() << "\n" \
-                             << cluster.Logs();           \
-  auto lhs = std::move(*lhs##_or)
-
 // Downloads checkpoint `c` of `job_id` and checks its size and sha256.
 void ExpectDownloads(Cluster& cluster, const std::string& job_id, const dino::v1::CheckpointInfo& c) {
-  grpc::ClientContext context;
-  dino::v1::DownloadCheckpointRequest request;
-  request.set_job_id(job_id);
-  request.set_checkpoint_id(c.id());
-  auto reader = cluster.jobs()->DownloadCheckpoint(&context, request);
-  dino::v1::DownloadCheckpointResponse chunk;
-  Sha256 hash;
-  int64_t bytes = 0;
-  while (reader->Read(&chunk)) {
-    hash.Update(chunk.data());
-    bytes += static_cast<int64_t>(chunk.data().size());
-  }
-  grpc::Status status = reader->Finish();
-  ASSERT_TRUE(status.ok()) << c.id() << ": " << status.error_message();
-  EXPECT_EQ(bytes, c.size_bytes()) << c.id();
-  EXPECT_EQ(hash.HexDigest(), c.sha256()) << c.id();
+  absl::StatusOr<std::string> bytes = cluster.Download(job_id, c.id());
+  ASSERT_TRUE(bytes.ok()) << c.id() << ": " << bytes.status();
+  EXPECT_EQ(static_cast<int64_t>(bytes->size()), c.size_bytes()) << c.id();
+  EXPECT_EQ(Sha256::Of(*bytes), c.sha256()) << c.id();
 }
 
 // ListCheckpoints once the restarted coordinator answers.

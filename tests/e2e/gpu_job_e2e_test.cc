@@ -24,7 +24,7 @@ namespace {
 
 // The example's goal on one GPU (raw pixels give 84.6% with the same k-NN).
 constexpr double kExampleKnnGoal = 88.0;
-constexpr absl::Duration kJobTimeout = absl::Minutes(6);
+constexpr absl::Duration kGpuJobTimeout = absl::Minutes(6);
 
 std::string Env(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -66,7 +66,7 @@ TEST(GpuJobE2E, FashionMnistGpuExampleReachesItsKnnAndExportsForPyTorch) {
   ASSERT_FALSE(job_id.empty());
 
   const absl::Time start = absl::Now();
-  auto done = cluster.WaitTerminal(job_id, kJobTimeout);
+  auto done = cluster.WaitTerminal(job_id, kGpuJobTimeout);
   ASSERT_TRUE(done.ok()) << done.status() << "\n" << cluster.Logs();
   ASSERT_EQ(done->state(), dino::v1::JOB_STATE_SUCCEEDED) << done->DebugString() << cluster.Logs();
   ASSERT_TRUE(done->has_latest_knn_top1()) << done->DebugString();

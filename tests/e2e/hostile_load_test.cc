@@ -37,13 +37,6 @@ using dino::v1::JobSpec;
 
 constexpr int kRequests = 10000;
 constexpr int kThreads = 8;
-constexpr absl::Duration kJobTimeout = absl::Seconds(240);
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                      \
-  auto lhs##_or = (expr);                                                    \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status() << "\n" << cluster.Logs(); \
-  auto lhs = std::move(*lhs##_or)
-
 int PortOf(const std::string& address) { return std::stoi(address.substr(address.rfind(':') + 1)); }
 
 // One raw TCP connection to the gRPC port: send `bytes`, half-close, read until the server closes

@@ -14,13 +14,6 @@ namespace {
 
 using dino::v1::Job;
 
-constexpr absl::Duration kJobTimeout = absl::Seconds(240);
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                      \
-  auto lhs##_or = (expr);                                                    \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status() << "\n" << cluster.Logs(); \
-  auto lhs = std::move(*lhs##_or)
-
 // Rank 0 (the one that uploads checkpoints) is the worker that leaves, so the test covers the
 // upload before leaving and the peer that sees its gang break.
 TEST(PreemptionE2E, SigtermedWorkerLeavesAndTheJobResumesWithoutARestart) {

@@ -20,11 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                      \
-  auto lhs##_or = (expr);                                                    \
-  ASSERT_TRUE(lhs##_or.ok()) << lhs##_or.status() << "\n" << cluster.Logs(); \
-  auto lhs = std::move(*lhs##_or)
-
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }

@@ -21,21 +21,13 @@ class CoordinatorFencingTest : public testing::CoordinatorFixture {
  protected:
   JobState State(const std::string& job_id) { return coordinator_->GetJob(job_id)->state(); }
 
-  // Starts an upload of `data` for `step` from `w` and sends every byte, without committing it.
+  // An upload whose bytes were all sent, not committed yet.
   std::unique_ptr<CheckpointUpload> BeginUpload(const std::string& job_id, int attempt,
                                                 const TestWorker& w, int64_t step,
                                                 const std::string& data) {
-    dino::v1::CheckpointUploadHeader header;
-    header.set_worker_id(w.id);
-    header.set_job_id(job_id);
-    header.set_attempt(attempt);
-    header.set_step(step);
-    header.set_size_bytes(static_cast<int64_t>(data.size()));
-    auto upload = coordinator_->BeginCheckpointUpload(header);
+    auto upload = SendCheckpoint(job_id, attempt, w, step, data);
     EXPECT_TRUE(upload.ok()) << upload.status();
-    if (!upload.ok()) return nullptr;
-    EXPECT_TRUE((*upload)->Append(data).ok());
-    return std::move(*upload);
+    return upload.ok() ? std::move(*upload) : nullptr;
   }
 
   int CheckpointEvents(const std::string& job_id) {

@@ -64,10 +64,12 @@ class CoordinatorFixture : public ::testing::Test {
     return response->job().id();
   }
 
-  // Uploads `data` as the checkpoint of `step` from worker w and commits it with its sha256.
-  absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(const std::string& job_id, int attempt,
-                                                            const TestWorker& w, int64_t step,
-                                                            const std::string& data) {
+  // Begins an upload of `data` as the checkpoint of `step` from worker w and sends every byte,
+  // without committing it.
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> SendCheckpoint(const std::string& job_id,
+                                                                   int attempt, const TestWorker& w,
+                                                                   int64_t step,
+                                                                   const std::string& data) {
     dino::v1::CheckpointUploadHeader header;
     header.set_worker_id(w.id);
     header.set_job_id(job_id);
@@ -78,6 +80,15 @@ class CoordinatorFixture : public ::testing::Test {
     if (!upload.ok()) return upload.status();
     absl::Status status = (*upload)->Append(data);
     if (!status.ok()) return status;
+    return upload;
+  }
+
+  // Uploads `data` as the checkpoint of `step` from worker w and commits it with its sha256.
+  absl::StatusOr<dino::v1::CheckpointInfo> UploadCheckpoint(const std::string& job_id, int attempt,
+                                                            const TestWorker& w, int64_t step,
+                                                            const std::string& data) {
+    auto upload = SendCheckpoint(job_id, attempt, w, step, data);
+    if (!upload.ok()) return upload.status();
     return coordinator_->FinishCheckpointUpload(std::move(*upload), Sha256::Of(data));
   }
 
