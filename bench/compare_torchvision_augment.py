@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The multi-crop views of bench_augment done the reference way: torchvision + PIL, one image at a
 time, exactly DINO's DataAugmentationDINO (main_dino.py) with its utils.GaussianBlur (PIL radius)
-and utils.Solarization, for the C++/torchvision ratio of issue 4.
+and utils.Solarization, for the C++/torchvision ratio of the augmentation benchmark.
 
 Configurations (as bench_augment):
   fmnist:   28x28 grey images, 2x28 + 6x12 views, blur radius in [0.1, 0.5] (as

@@ -1,4 +1,4 @@
-// Multi-crop samples per second, the two configurations of issue 4:
+// Multi-crop samples per second, in two configurations:
 //   fmnist:   28 px, 1 channel, 2x28 + 6x12 views (batch 256);
 //   imagenet: 256-px RGB images, 2x224 + 8x96 views (batch 32).
 // BM_Augment times MultiCropAugmenter::Apply on a batch of decoded uint8 images (the work

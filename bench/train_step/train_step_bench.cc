@@ -1,7 +1,7 @@
 // bench_train_step: the full DINO training step (teacher forward, student forward over all crops,
 // loss, backward, per-parameter clipping, AdamW, EMA, center) through dino::Trainer::Step.
 //
-// Configurations (issue 3):
+// Configurations:
 //   tiny28   vit_tiny, patch 4, 28 px, 1 channel, 2x28 + 6x12 crops, batch 64, default head
 //   small224 vit_small, patch 16, 224 px, 3 channels, 2x224 + 8x96 crops, batch 32, default head
 // on the CPU (all cores, fp32) and, when a CUDA device is visible, on cuda:0 with bf16 autocast

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks docker-compose.yml against what issue 10 requires of it.
+"""Checks docker-compose.yml against what the one-host deployment promises.
 
   check_compose.py REPO_ROOT
 

@@ -4,7 +4,7 @@
   check_k8s.py REPO_ROOT
 
 Every file of kustomization.yaml must parse; every object must carry the fields its kind requires
-(a small schema per kind, below); and the objects must fit together and do what issue 10 asks:
+(a small schema per kind, below); and the objects must fit together and do what the deployment promises:
 the coordinator is a one-replica StatefulSet with a PVC on its --data-dir and native gRPC probes,
 its Service exposes the gRPC and metrics ports; workers are a StatefulSet with one GPU per pod
 behind a headless Service with the rendezvous port and NCCL settings; a ConfigMap with a

@@ -1,4 +1,4 @@
-// Hostile load (issue 11): a real dino-coordinator on loopback, with --data-roots, takes 10,000
+// Hostile load: a real dino-coordinator on loopback, with --data-roots, takes 10,000
 // malformed or oversized requests from several threads: invalid specs, specs over the size limit,
 // fields that multiply into terabytes, data paths that escape the roots, messages over gRPC's
 // size limit, ids that try to be paths, bad uploads and worker-protocol violations, and raw TCP

@@ -1,4 +1,4 @@
-// Issue 9 end to end: a real dino-coordinator and dino-worker serving /metrics while a tiny job
+// Metrics end to end: a real dino-coordinator and dino-worker serving /metrics while a tiny job
 // trains. Their scraped output must pass `promtool check metrics`, must expose every metric that
 // deploy/METRICS.md lists for them and every metric the Grafana dashboard and the alert rules
 // query (tests/deploy/check_dashboard_metrics.py --exposition), and a real Prometheus (Debian's

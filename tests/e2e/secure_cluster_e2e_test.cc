@@ -1,4 +1,4 @@
-// End to end with transport security and tokens (issue 11): a dino-coordinator serving TLS (a
+// End to end with transport security and tokens: a dino-coordinator serving TLS (a
 // certificate made by openssl in the test) with --auth-tokens; a dino-worker with --tls-ca and the
 // right --token-file registers and runs a tiny job submitted over TLS with a submitter's token;
 // workers with a wrong token or none log UNAUTHENTICATED and keep retrying (they do not exit, and

@@ -1,5 +1,5 @@
-// Issue 7, "the worker becomes idle and is ready for its next assignment, with no leaked threads,
-// ports or memory growth across 20 successive assignments": one real dino-worker runs 20 tiny
+// The worker becomes idle and ready for its next assignment, with no leaked threads, ports or
+// memory growth across 20 successive assignments: one real dino-worker runs 20 tiny
 // assignments, alternately trained to completion and cancelled mid-run, and its thread count
 // (/proc/PID/task), open file descriptors (/proc/PID/fd: files, pipes and every socket, so also
 // listening ports such as the c10d TCPStore) and resident memory (VmRSS) are compared after the
