@@ -23,12 +23,13 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DDINO_BUILD_TESTS=OFF -DDIN
 
 FROM ${DEBIAN_IMAGE} AS runtime
 # The runtime halves of the -dev packages in scripts/install-deps (objdump -p: NEEDED), OpenBLAS
-# made the active BLAS as install-deps does, and python3-grpcio for healthcheck.py.
+# made the active BLAS as install-deps does, python3-grpcio for healthcheck.py and Chart.js for the
+# web console.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-openmp libgloo0 libgrpc++1.51 libgrpc29 libprotobuf32 \
       libabsl20220623 libsqlite3-0 libcivetweb1 libyaml-cpp0.7 libjpeg62-turbo libpng16-16 \
-      libssl3 ca-certificates python3-grpcio \
+      libssl3 ca-certificates python3-grpcio libjs-chart.js \
  && arch="$(uname -m)-linux-gnu" \
  && update-alternatives --set "libblas.so.3-${arch}" "/usr/lib/${arch}/openblas-openmp/libblas.so.3" \
  && rm -rf /var/lib/apt/lists/* \
@@ -39,6 +40,8 @@ RUN apt-get update \
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY deploy/docker/healthcheck.py /usr/local/bin/dino-healthcheck
 COPY examples /usr/share/dinotrain/examples
+# The web console's static files, where an installed dino-coordinator looks for them (beside bin/).
+COPY server/console /usr/local/share/dinotrain/console
 USER 10001:10001
 WORKDIR /var/lib/dinotrain
 # Idle OpenMP threads sleep instead of spinning: several containers share the host's cores.
@@ -54,7 +57,7 @@ CMD ["--coordinator", "coordinator:50051", "--device", "cpu", "--rendezvous-port
 
 # Last stage: what a plain `docker build` (no --target) produces.
 FROM runtime AS coordinator
-EXPOSE 50051 9464
+EXPOSE 50051 9464 8080
 VOLUME ["/var/lib/dinotrain/coordinator"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["dino-healthcheck", "grpc", "127.0.0.1:50051"]
