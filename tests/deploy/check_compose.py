@@ -107,6 +107,16 @@ def check(compose, root):
                  f"coordinator: port {port} is published on every host interface without TLS "
                  f"and --auth-tokens; bind it to loopback (\"127.0.0.1:HOST:CONTAINER\")")
 
+    # Prometheus and Grafana (anonymous viewer) answer without credentials, like the workers'
+    # metrics: whatever else publishes a port publishes it on the host's loopback only.
+    for name, service in services.items():
+        if name == "coordinator":
+            continue
+        for port in service.get("ports") or []:
+            need(published_host_ip(port) in ("127.0.0.1", "::1", "localhost"),
+                 f"{name}: port {port} is published on every host interface; it has no "
+                 f"authentication, so bind it to loopback (\"127.0.0.1:HOST:CONTAINER\")")
+
     workers = {n: s for n, s in services.items() if is_worker(s)}
     cpu = [n for n, s in workers.items()
            if flag_value(s.get("command"), "--device") == "cpu" and not s.get("profiles")]

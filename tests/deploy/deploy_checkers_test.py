@@ -71,6 +71,13 @@ class ComposeTest(unittest.TestCase):
             {"target": 50051, "published": 50051, "host_ip": "127.0.0.1"}, "[::1]:9464:9464"]
         self.assertEqual(check_compose.check(c, ROOT), [])
 
+    def test_unauthenticated_services_on_loopback_only(self):
+        c = compose()
+        c["services"]["notebook"] = {"image": "jupyter/base-notebook", "ports": ["8888:8888"]}
+        self.assertFails(c, "notebook: port 8888:8888 is published on every host interface")
+        c["services"]["notebook"]["ports"] = ["127.0.0.1:8888:8888"]
+        self.assertEqual(check_compose.check(c, ROOT), [])
+
     def test_short_grace_period(self):
         c = compose()
         c["services"]["worker-0"]["stop_grace_period"] = "5s"
