@@ -38,7 +38,8 @@ export function render(main, jobId) {
 
   const charts = new Map();
   for (const name of SERIES) charts.set(name, makeChart(chartsBox, name, 'step'));
-  charts.set('knn_top1', makeChart(chartsBox, 'knn_top1', 'epoch'));
+  // Few evaluations (often one, at the end): drawn as points, which a line alone would hide.
+  charts.set('knn_top1', makeChart(chartsBox, 'knn_top1', 'epoch', 3));
   let live = true;
   let stream = null;
   let timer = null;
@@ -216,14 +217,14 @@ function flatten(value, prefix = '', out = []) {
   return out;
 }
 
-function makeChart(box, name, xName) {
+function makeChart(box, name, xName, pointRadius = 0) {
   const canvas = el('canvas', { id: `chart-${name}` });
   const card = el('div', { class: 'chart', id: `chart-card-${name}`, 'data-points': 0 },
                   el('h3', { text: `${name} / ${xName}` }), el('div', { class: 'frame' }, canvas));
   box.append(card);
   const chart = new window.Chart(canvas, {
     type: 'line',
-    data: { datasets: [{ label: name, data: [], borderWidth: 1.5, pointRadius: 0,
+    data: { datasets: [{ label: name, data: [], borderWidth: 1.5, pointRadius,
                          borderColor: '#2f5fb3' }] },
     options: { animation: false, parsing: false, maintainAspectRatio: false,
                plugins: { legend: { display: false } },
