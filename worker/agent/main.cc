@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     security.token = std::string(absl::StripAsciiWhitespace(*token));
   }
   if (absl::Status transport = dino::CheckTokenTransport(
-          options.coordinator, !options.security.token.empty(), !tls.ca_file.empty(), insecure);
+          options.coordinator, !security.token.empty(), !tls.ca_file.empty(), insecure);
       !transport.ok()) {
     std::cerr << "dino-worker: " << transport.message() << "\n";
     return 2;
