@@ -1,5 +1,5 @@
 // HttpApi: the coordinator's JSON API under /api/v1/, as a plain class. It takes a parsed request
-// and returns a status and a body; server/http_server.h carries it over civetweb.
+// and returns a status and a body; server/http_server.h carries it over HTTP or HTTPS.
 //
 //   GET  /api/v1/jobs                      ?state=RUNNING&label=k=v&page_size=50&page_token=...
 //   GET  /api/v1/jobs/{id}

@@ -11,7 +11,7 @@
 // happened for `keepalive`, which also finds clients that went away.
 //
 // Ownership: borrows the Coordinator and the callbacks for the duration of the call.
-// Thread-safety: StreamJobEvents blocks its calling thread (a civetweb worker) until the stream
+// Thread-safety: StreamJobEvents blocks its calling thread (an HTTP worker) until the stream
 // ends; the Coordinator calls the internal sink from its own threads.
 // Failure: returns Watch's error when the stream could not start (nothing was written then),
 // UNAVAILABLE when the coordinator shut down or `stopping` turned true, CANCELLED when a write

@@ -1,7 +1,9 @@
 // Query strings of the JSON API (server/http_api.h): parsing with bounds, and typed parameters.
 //
-// Written by hand because civetweb only offers mg_get_var, which returns the first of repeated
-// parameters and cannot list the names, so unknown or repeated parameters could not be refused.
+// Written by hand so that HttpApi takes the raw query and stays independent of the transport
+// (tested without one); the bounds apply before anything is decoded. cpp-httplib, which carries
+// it now, would parse into a multimap without bounds; civetweb, before it, offered only
+// mg_get_var, which cannot list names, so unknown or repeated parameters could not be refused.
 //
 // Ownership: values. Thread-safety: immutable after Parse. Failure: INVALID_ARGUMENT naming the
 // parameter (as HttpQueryError::field) for bad encoding, unknown names, bad values; the whole

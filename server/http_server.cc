@@ -1,10 +1,14 @@
 #include "server/http_server.h"
 
-#include <civetweb.h>
+#include <httplib.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
-#include <cstring>
 #include <algorithm>
-#include <mutex>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -17,25 +21,15 @@
 namespace dino::server {
 namespace {
 
-// Each event stream holds one of civetweb's threads; these many are kept for other requests.
+// Each event stream holds one of httplib's threads; these many are kept for other requests.
 constexpr int kThreadsKeptFromStreams = 4;
 constexpr size_t kDownloadChunkBytes = 1 << 20;
 
-// civetweb reports why a bind failed through its log callback on the thread calling mg_start2.
-thread_local std::string* startup_log = nullptr;
-
-int LogMessage(const mg_connection* /*connection*/, const char* message) {
-  if (startup_log != nullptr) {
-    if (!startup_log->empty()) startup_log->append("; ");
-    startup_log->append(message);
-  } else {
-    DINO_LOG(WARNING) << "http: " << message;
-  }
-  return 1;
-}
-
-bool WriteAll(mg_connection* connection, absl::string_view data) {
-  return data.empty() || mg_write(connection, data.data(), data.size()) > 0;
+// httplib's default turns on SO_REUSEPORT, with which a second coordinator would bind the same
+// port and share its connections instead of failing; SO_REUSEADDR only allows a quick restart.
+void SetSocketOptions(int socket) {
+  const int yes = 1;
+  setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
 }
 
 }  // namespace
@@ -68,102 +62,181 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   }
   if (host.empty() || absl::StrContains(host, ':') || absl::StrContains(host, '[')) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--http-listen host must be an IPv4 address or localhost (this civetweb has no IPv6), "
-        "got \"", host, "\""));
+        "--http-listen host must be an IPv4 address or localhost, got \"", host, "\""));
   }
-  if (!IsLoopbackAddress(absl::StrCat(host, ":", port)) && !options.insecure) {
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls && (options.tls_cert_file.empty() || options.tls_key_file.empty())) {
+    return absl::InvalidArgumentError("HTTPS needs both --tls-cert and --tls-key");
+  }
+  if (!tls && !options.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (!tls && !options.insecure && !IsLoopbackAddress(absl::StrCat(host, ":", port))) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--http-listen ", options.listen,
-        " is not a loopback address: this listener serves plaintext only (Debian's civetweb "
-        "1.15 crashes on TLS connections with OpenSSL 3), so serve it behind a TLS-terminating "
-        "proxy and pass --insecure, or listen on loopback"));
+        " is not a loopback address: serve HTTPS with --tls-cert and --tls-key, or pass "
+        "--insecure to serve plaintext behind a TLS-terminating proxy, or listen on loopback"));
   }
 
   std::unique_ptr<HttpServer> server(new HttpServer(options, coordinator, tokens));
   server->host_ = host;
-  static std::once_flag once;
-  // Never undone with mg_exit_library: the /metrics server may share the library.
-  std::call_once(once, [] { mg_init_library(0); });
+  server->tls_ = tls;
+  if (tls) {
+    // httplib says only "invalid" when a file is bad; these name the file and the reason.
+    for (const auto& [path, flag] : {std::pair(options.tls_cert_file, "--tls-cert"),
+                                     std::pair(options.tls_key_file, "--tls-key"),
+                                     std::pair(options.tls_client_ca_file, "--tls-client-ca")}) {
+      if (path.empty()) continue;
+      if (auto pem = ReadSmallFile(path, flag); !pem.ok()) return pem.status();
+    }
+    auto ssl = std::make_unique<httplib::SSLServer>(
+        options.tls_cert_file.c_str(), options.tls_key_file.c_str(),
+        options.tls_client_ca_file.empty() ? nullptr : options.tls_client_ca_file.c_str());
+    if (!ssl->is_valid()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--tls-cert ", options.tls_cert_file, " and --tls-key ", options.tls_key_file,
+          " are not a PEM certificate chain and its private key"));
+    }
+    // httplib allows TLS 1.1; gRPC and current browsers speak 1.2 at least.
+    SSL_CTX_set_min_proto_version(ssl->ssl_context(), TLS1_2_VERSION);
+    server->server_ = std::move(ssl);
+  } else {
+    server->server_ = std::make_unique<httplib::Server>();
+  }
 
-  const std::string address = absl::StrCat(host, ":", port);
-  const std::string threads = std::to_string(std::max(options.num_threads, 8));
-  const char* civet_options[] = {"listening_ports", address.c_str(), "num_threads",
-                                 threads.c_str(),   "request_timeout_ms", "30000",
-                                 nullptr};
-  mg_callbacks callbacks;
-  std::memset(&callbacks, 0, sizeof(callbacks));
-  callbacks.log_message = &LogMessage;
-  mg_init_data init = {&callbacks, server.get(), civet_options};
-  char error_text[256] = "";
-  unsigned error_code = 0;
-  mg_error_data error = {&error_code, error_text, sizeof(error_text)};
-  std::string log;
-  startup_log = &log;
-  server->context_ = mg_start2(&init, &error);
-  startup_log = nullptr;
-  if (server->context_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot serve HTTP on ", options.listen, ": ",
-                                               error_text, log.empty() ? "" : ": ", log));
+  httplib::Server& http = *server->server_;
+  HttpServer* self = server.get();
+  const size_t threads = static_cast<size_t>(std::max(options.num_threads, 8));
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_socket_options(&SetSocketOptions);
+  // One request per connection, as the event streams and downloads need anyway: an idle
+  // keep-alive connection would hold a worker thread, and delay Stop(), for its timeout.
+  http.set_keep_alive_max_count(1);
+  http.set_payload_max_length(kMaxHttpBodyBytes);
+  http.set_default_headers({{"Content-Security-Policy", kContentSecurityPolicy},
+                            {"X-Content-Type-Options", "nosniff"},
+                            {"X-Frame-Options", "DENY"},
+                            {"Referrer-Policy", "no-referrer"},
+                            // httplib offers ranges on HEAD; Serve() does not serve them.
+                            {"Accept-Ranges", "none"}});
+  // Methods without a route here would have their body read into memory without a bound.
+  http.set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
+    static constexpr absl::string_view kRouted[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                                    "PATCH", "DELETE", "OPTIONS"};
+    if (std::find(std::begin(kRouted), std::end(kRouted), request.method) != std::end(kRouted)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    response.status = 405;
+    response.set_content("method not allowed\n", "text/plain; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+        response.status = 500;
+        response.set_content("internal error\n", "text/plain; charset=utf-8");
+      });
+  const auto plain = [self](const httplib::Request& request, httplib::Response& response) {
+    self->Serve(request, response, nullptr);
+  };
+  const auto with_body = [self](const httplib::Request& request, httplib::Response& response,
+                                const httplib::ContentReader& body) {
+    self->Serve(request, response, &body);
+  };
+  http.Get(".*", plain);  // GET and HEAD.
+  http.Options(".*", plain);
+  http.Post(".*", with_body);
+  http.Put(".*", with_body);
+  http.Patch(".*", with_body);
+  http.Delete(".*", with_body);
+
+  errno = 0;
+  const int bound =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot serve HTTP on ", options.listen,
+                                               errno != 0 ? ": " : "",
+                                               errno != 0 ? std::strerror(errno) : ""));
   }
-  mg_set_request_handler(server->context_, "/", &HttpServer::HandleRequest, server.get());
-  mg_server_port ports[1];
-  if (mg_get_server_ports(server->context_, 1, ports) != 1) {
-    return absl::InternalError(absl::StrCat("HTTP server on ", address, " reports no port"));
+  server->port_ = bound;
+  server->listener_ = std::thread([self] {
+    if (!self->server_->listen_after_bind() && !self->stopping_) {
+      DINO_LOG(WARNING) << "http: the listener on " << self->url() << " stopped accepting";
+    }
+    self->listener_ended_ = true;
+  });
+  // httplib's stop() does nothing until its loop has started, so Stop() could otherwise miss it.
+  while (!http.is_running() && !server->listener_ended_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  server->port_ = ports[0].port;
   DINO_LOG(INFO) << "serving the JSON API" << (server->console_ ? " and the web console" : "")
                  << " on " << server->url() << "/";
   return server;
 }
 
 std::string HttpServer::url() const {
-  return absl::StrCat("http://", host_, ":", port_);
+  return absl::StrCat(tls_ ? "https://" : "http://", host_, ":", port_);
 }
 
 void HttpServer::Stop() {
-  if (context_ == nullptr) return;
+  if (server_ == nullptr) return;
   stopping_ = true;  // The event streams notice within a second.
-  mg_stop(context_);
-  context_ = nullptr;
+  server_->stop();
+  if (listener_.joinable()) listener_.join();  // Also joins the worker threads.
+  server_.reset();
   port_ = 0;
 }
 
-int HttpServer::HandleRequest(mg_connection* connection, void* self) {
-  static_cast<HttpServer*>(self)->Serve(connection);
-  return 1;
-}
+void HttpServer::Serve(const httplib::Request& in, httplib::Response& out,
+                       const httplib::ContentReader* body) {
+  // Ranges are not served: a checkpoint is read and verified from its first byte, and a part of
+  // a JSON body is of no use. Dropping the parsed ranges makes httplib send the whole body with
+  // 200. The request is httplib's own non-const object, so writing it is defined.
+  const_cast<httplib::Request&>(in).ranges.clear();
 
-void HttpServer::Serve(mg_connection* connection) {
-  const mg_request_info* info = mg_get_request_info(connection);
   HttpRequest request;
-  request.method = info->request_method != nullptr ? info->request_method : "";
-  request.path = info->local_uri != nullptr ? info->local_uri : "";
-  request.query = info->query_string != nullptr ? info->query_string : "";
-  request.remote = info->remote_addr;
-  for (int i = 0; i < info->num_headers; ++i) {
-    request.headers[absl::AsciiStrToLower(info->http_headers[i].name)] =
-        info->http_headers[i].value != nullptr ? info->http_headers[i].value : "";
+  request.method = in.method;
+  request.path = in.path;  // Percent-decoded by httplib.
+  if (const size_t q = in.target.find('?'); q != std::string::npos) {
+    request.query = in.target.substr(q + 1);
   }
-  const bool head = request.method == "HEAD";
-
-  if (absl::StartsWith(request.path, "/api/")) {
-    if (info->content_length > static_cast<long long>(kMaxHttpBodyBytes)) {
+  request.remote = in.remote_addr;
+  for (const auto& [name, value] : in.headers) {
+    request.headers.emplace(absl::AsciiStrToLower(name), value);
+  }
+  // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3); httplib
+  // would read one until the client closes, so it is not asked to.
+  if (body != nullptr && (in.has_header("Content-Length") || in.has_header("Transfer-Encoding"))) {
+    // httplib bounds a body by its Content-Length only (set_payload_max_length); a chunked one
+    // is bounded here as it arrives.
+    bool too_large = in.is_multipart_form_data();
+    const bool read = !too_large && (*body)([&](const char* data, size_t size) {
+      if (request.body.size() + size > kMaxHttpBodyBytes) {
+        too_large = true;
+        return false;
+      }
+      request.body.append(data, size);
+      return true;
+    });
+    if (too_large || (!read && out.status == 413)) {
       HttpResponse response = HttpError(
           absl::InvalidArgumentError(absl::StrCat("body over ", kMaxHttpBodyBytes, " bytes")),
           "body");
       response.status = 413;
-      Send(connection, std::move(response), false);
+      Send(std::move(response), out);
       return;
     }
-    char buffer[1024];
-    int n = 0;
-    while (request.body.size() <= kMaxHttpBodyBytes &&
-           (n = mg_read(connection, buffer, sizeof(buffer))) > 0) {
-      request.body.append(buffer, static_cast<size_t>(n));
+    if (!read) {
+      HttpResponse response = HttpError(absl::InvalidArgumentError("unreadable body"), "body");
+      Send(std::move(response), out);
+      return;
     }
-    Send(connection, api_.Handle(request), false);
+  }
+
+  if (absl::StartsWith(request.path, "/api/")) {
+    Send(api_.Handle(request), out);
     return;
   }
+  const bool head = request.method == "HEAD";
   HttpResponse response;
   if (request.method != "GET" && !head) {
     response.status = 405;
@@ -181,10 +254,10 @@ void HttpServer::Serve(mg_connection* connection) {
     response.content_type = "text/plain; charset=utf-8";
     response.body = "not found\n";
   }
-  Send(connection, std::move(response), head);
+  Send(std::move(response), out);
 }
 
-void HttpServer::Send(mg_connection* connection, HttpResponse response, bool head) {
+void HttpServer::Send(HttpResponse response, httplib::Response& out) {
   if (response.event_stream.has_value()) {
     const int max_streams = std::max(options_.num_threads, 8) - kThreadsKeptFromStreams;
     const std::string client = response.event_stream->client;
@@ -196,55 +269,60 @@ void HttpServer::Send(mg_connection* connection, HttpResponse response, bool hea
           absl::StrCat("this server already serves ", max_streams, " event streams"));
     }
     if (!admitted.ok()) {
-      Send(connection, HttpError(admitted), false);
+      Send(HttpError(admitted), out);
       return;
     }
     response.headers.emplace_back("X-Accel-Buffering", "no");
   }
-  std::string headers = absl::StrCat(
-      "HTTP/1.1 ", response.status, " ", mg_get_response_code_text(connection, response.status),
-      "\r\nContent-Type: ", response.content_type,
-      "\r\nContent-Security-Policy: ", kContentSecurityPolicy,
-      "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
-      "Referrer-Policy: no-referrer\r\n");
-  for (const auto& [name, value] : response.headers) {
-    absl::StrAppend(&headers, name, ": ", value, "\r\n");
-  }
-  if (response.blob != nullptr) {
-    absl::StrAppend(&headers, "Content-Length: ", response.blob->size(), "\r\n");
-  } else if (!response.event_stream.has_value()) {
-    absl::StrAppend(&headers, "Content-Length: ", response.body.size(), "\r\n");
-  }
-  headers += "Connection: close\r\n\r\n";
-  if (!WriteAll(connection, headers) || head) return;
+  out.status = response.status;
+  for (const auto& [name, value] : response.headers) out.set_header(name, value);
 
-  if (response.blob != nullptr) {
-    // A corrupt blob fails before its last chunk: the connection closes short of Content-Length,
-    // so no client takes it for a whole file.
-    while (!response.blob->done()) {
-      absl::StatusOr<std::string> chunk = response.blob->Next(kDownloadChunkBytes);
-      if (!chunk.ok()) {
-        DINO_LOG(WARNING) << "http: a checkpoint download stopped: " << chunk.status();
-        return;
-      }
-      if (!WriteAll(connection, *chunk)) return;
-    }
+  if (response.blob != nullptr && response.blob->size() > 0) {
+    // A corrupt blob fails before its last chunk: httplib closes the connection short of
+    // Content-Length, so no client takes it for a whole file.
+    std::shared_ptr<BlobReader> blob = std::move(response.blob);
+    out.set_content_provider(
+        static_cast<size_t>(blob->size()), response.content_type,
+        [blob](size_t offset, size_t length, httplib::DataSink& sink) {
+          if (offset != static_cast<size_t>(blob->position())) return false;  // Sequential.
+          absl::StatusOr<std::string> chunk = blob->Next(std::min(length, kDownloadChunkBytes));
+          if (!chunk.ok() || chunk->empty()) {
+            DINO_LOG(WARNING) << "http: a checkpoint download stopped: "
+                              << (chunk.ok() ? absl::DataLossError("short") : chunk.status());
+            return false;
+          }
+          return sink.write(chunk->data(), chunk->size());
+        });
     return;
   }
   if (response.event_stream.has_value()) {
-    EventStreamOptions stream_options;
-    stream_options.max_lag_events = options_.limits.max_watch_lag_events;
-    absl::Status ended = StreamJobEvents(
-        coordinator_, *response.event_stream, stream_options,
-        [connection](absl::string_view data) { return WriteAll(connection, data); },
-        [this] { return stopping_.load(); });
-    open_streams_.fetch_sub(1);
-    streams_.Release(response.event_stream->client);
-    DINO_LOG(DEBUG) << "http: event stream of " << response.event_stream->job_id
-                    << " ended: " << ended;
+    // Runs on the worker thread after the headers are sent; one chunk per event, written (and so
+    // flushed) as it comes. The releaser runs when httplib drops the response, streamed or not
+    // (a HEAD request never streams).
+    const EventStreamStart start = *response.event_stream;
+    out.set_chunked_content_provider(
+        response.content_type,
+        [this, start](size_t /*offset*/, httplib::DataSink& sink) {
+          EventStreamOptions stream_options;
+          stream_options.max_lag_events = options_.limits.max_watch_lag_events;
+          absl::Status ended = StreamJobEvents(
+              coordinator_, start, stream_options,
+              [&sink](absl::string_view data) {
+                return data.empty() || sink.write(data.data(), data.size());
+              },
+              [this] { return stopping_.load(); });
+          DINO_LOG(DEBUG) << "http: event stream of " << start.job_id << " ended: " << ended;
+          if (absl::IsCancelled(ended)) return false;  // The client went away.
+          sink.done();
+          return true;
+        },
+        [this, client = start.client](bool /*success*/) {
+          open_streams_.fetch_sub(1);
+          streams_.Release(client);
+        });
     return;
   }
-  WriteAll(connection, response.body);
+  out.set_content(response.body, response.content_type);
 }
 
 }  // namespace dino::server

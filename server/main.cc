@@ -16,8 +16,9 @@
 // "..", on purpose). The limits are described in server/limits.h.
 //
 // Plaintext gRPC is allowed on a loopback --listen only; elsewhere it needs TLS or --insecure.
-// --http-listen (the JSON API and web console, server/http_server.h) takes the same --auth-tokens;
-// it serves plaintext only, so off loopback it needs --insecure (a TLS-terminating proxy in front).
+// --http-listen (the JSON API and web console, server/http_server.h) takes the same --auth-tokens
+// and the same rule: with --tls-cert/--tls-key (and --tls-client-ca) it serves HTTPS with those
+// files on any address; without them plaintext, on loopback only unless --insecure.
 //
 // A bad flag, an unwritable data dir or a port in use each print one line on stderr and exit
 // non-zero. SIGTERM or SIGINT shut down gracefully: stop accepting work, end the streams with
@@ -129,12 +130,14 @@ int main(int argc, char** argv) {
   int max_submitter_priority = dino::server::CoordinatorOptions().max_submitter_priority;
   std::string max_reservation_hold =
       absl::FormatDuration(dino::server::CoordinatorOptions().max_reservation_hold);
-  app.add_option("--tls-cert", tls.cert_file, "PEM certificate chain: serve gRPC over TLS");
+  app.add_option("--tls-cert", tls.cert_file,
+                 "PEM certificate chain: serve gRPC over TLS and --http-listen over HTTPS");
   app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", tls.client_ca_file,
-                 "PEM CA: require client certificates signed by it (mTLS)");
+                 "PEM CA: require client certificates signed by it (mTLS), on gRPC and HTTPS");
   app.add_flag("--insecure", tls.insecure,
-               "allow plaintext gRPC on a non-loopback --listen (logs a warning)");
+               "allow plaintext gRPC on a non-loopback --listen (logs a warning), and plaintext "
+               "HTTP on a non-loopback --http-listen");
   app.add_option("--auth-tokens", auth_tokens,
                  "file of '<sha256 hex of token> <name> <role>' lines; enables authentication");
   app.add_option("--max-queued-per-submitter", max_queued_per_submitter,
@@ -184,7 +187,8 @@ int main(int argc, char** argv) {
   std::string console_dir;
   app.add_option("--http-listen", http_listen,
                  "[HOST:]PORT for the JSON API (/api/v1/) and the web console (/console/); "
-                 "PORT alone is loopback; off when not given");
+                 "PORT alone is loopback; off when not given. HTTPS with --tls-cert/--tls-key, "
+                 "else plaintext, which needs --insecure off loopback");
   app.add_option("--console-dir", console_dir,
                  "the web console's files (default: installed next to the binary, else the "
                  "source tree's server/console)");
@@ -279,6 +283,9 @@ int main(int argc, char** argv) {
   if (!http_listen.empty()) {
     dino::server::HttpServerOptions http;
     http.listen = http_listen;
+    http.tls_cert_file = tls.cert_file;
+    http.tls_key_file = tls.key_file;
+    http.tls_client_ca_file = tls.client_ca_file;
     http.insecure = tls.insecure;
     http.limits = options.limits;
     http.console_dir = dino::server::FindConsoleDir(console_dir, argv[0]);

@@ -2,7 +2,7 @@
 #
 # Multi-stage: `build` installs exactly the packages of scripts/install-deps and compiles the three
 # binaries; `runtime` carries only them and their shared libraries (LibTorch 1.13 on OpenBLAS,
-# gRPC 1.51, Abseil, SQLite, civetweb, yaml-cpp, libjpeg-turbo, libpng, OpenSSL), runs as the
+# gRPC 1.51, Abseil, SQLite, civetweb, cpp-httplib, yaml-cpp, libjpeg-turbo, libpng, OpenSSL), runs as the
 # non-root user `dinotrain` (uid 10001) and keeps its data under /var/lib/dinotrain. Two final
 # targets differ only in entrypoint, ports and HEALTHCHECK:
 #   docker build -f deploy/docker/cpu.Dockerfile --target coordinator -t dinotrain-coordinator:cpu .
@@ -28,8 +28,8 @@ FROM ${DEBIAN_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-openmp libgloo0 libgrpc++1.51 libgrpc29 libprotobuf32 \
-      libabsl20220623 libsqlite3-0 libcivetweb1 libyaml-cpp0.7 libjpeg62-turbo libpng16-16 \
-      libssl3 ca-certificates python3-grpcio libjs-chart.js \
+      libabsl20220623 libsqlite3-0 libcivetweb1 libcpp-httplib0.11 libyaml-cpp0.7 \
+      libjpeg62-turbo libpng16-16 libssl3 ca-certificates python3-grpcio libjs-chart.js \
  && arch="$(uname -m)-linux-gnu" \
  && update-alternatives --set "libblas.so.3-${arch}" "/usr/lib/${arch}/openblas-openmp/libblas.so.3" \
  && rm -rf /var/lib/apt/lists/* \

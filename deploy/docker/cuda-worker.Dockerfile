@@ -31,7 +31,7 @@ RUN dpkg -i /tmp/cuda-keyring.deb && rm /tmp/cuda-keyring.deb \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build lld pkg-config python3-venv ca-certificates \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libabsl-dev \
-      libgloo-dev libsqlite3-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev \
+      libgloo-dev libsqlite3-dev libcivetweb-dev libcpp-httplib-dev libyaml-cpp-dev libcli11-dev \
       libjpeg62-turbo-dev libpng-dev zlib1g-dev libssl-dev \
       cuda-minimal-build-${CUDA_PKG} cuda-libraries-dev-${CUDA_PKG} cuda-nvtx-${CUDA_PKG} \
  && rm -rf /var/lib/apt/lists/*

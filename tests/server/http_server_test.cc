@@ -1,8 +1,10 @@
-// HttpServer over loopback: the civetweb glue's headers, streaming, console files and the
-// listen-address rule. The handlers themselves are tested in http_api_test.cc.
+// HttpServer over loopback: the transport glue's headers, streaming, console files, HTTPS with the
+// test certificates and the listen-address rule. The handlers themselves are tested in
+// http_api_test.cc.
 #include "server/http_server.h"
 
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,17 +14,20 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/server/coordinator_fixture.h"
+#include "tests/server/test_certs.h"
 
 namespace dino::server {
 namespace {
 
 using testing::CoordinatorFixture;
 
-// One request on a fresh connection; the whole response (the server closes after it).
-std::string Fetch(int port, const std::string& request) {
+// A connection to 127.0.0.1:port that has sent `request`; -1 when it cannot connect.
+int Send(int port, const std::string& request) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -30,7 +35,7 @@ std::string Fetch(int port, const std::string& request) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     close(fd);
-    return "";
+    return -1;
   }
   size_t sent = 0;
   while (sent < request.size()) {
@@ -38,6 +43,13 @@ std::string Fetch(int port, const std::string& request) {
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }
+  return fd;
+}
+
+// One request on a fresh connection; the whole response (the server closes after it).
+std::string Fetch(int port, const std::string& request) {
+  const int fd = Send(port, request);
+  if (fd < 0) return "";
   std::string response;
   char buffer[65536];
   ssize_t n;
@@ -47,9 +59,9 @@ std::string Fetch(int port, const std::string& request) {
 }
 
 std::string Get(int port, const std::string& path, const std::string& token = "admin-token") {
-  return Fetch(port, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: localhost\r\n",
-                                  token.empty() ? "" : "Authorization: Bearer " + token + "\r\n",
-                                  "\r\n"));
+  return Fetch(
+      port, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: localhost\r\n",
+                         token.empty() ? "" : "Authorization: Bearer " + token + "\r\n", "\r\n"));
 }
 
 class HttpServerTest : public CoordinatorFixture {
@@ -66,10 +78,14 @@ class HttpServerTest : public CoordinatorFixture {
   }
 
   absl::StatusOr<std::unique_ptr<HttpServer>> StartServer(const std::string& listen,
-                                                          bool insecure = false) {
+                                                          bool insecure = false, bool tls = false) {
     HttpServerOptions options;
     options.listen = listen;
     options.insecure = insecure;
+    if (tls) {
+      options.tls_cert_file = dir_ + "/server.pem";
+      options.tls_key_file = dir_ + "/server.key";
+    }
     options.console_dir = console_dir_;
     options.chart_js_path = dir_ + "/secret.js";  // Any file: served only as vendor/chart.js.
     return HttpServer::Start(options, coordinator_.get(), tokens_.get());
@@ -85,6 +101,8 @@ TEST_F(HttpServerTest, ServesTheApiWithSecurityHeaders) {
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
   EXPECT_EQ((*server)->url(), absl::StrCat("http://127.0.0.1:", port));
+  auto second = StartServer(absl::StrCat("127.0.0.1:", port));  // The port is taken.
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
   Submit(testing::TinySpec());
 
   const std::string jobs = Get(port, "/api/v1/jobs?state=QUEUED");
@@ -105,6 +123,18 @@ TEST_F(HttpServerTest, ServesTheApiWithSecurityHeaders) {
                          "Authorization: Bearer admin-token\r\nContent-Length: 100000\r\n\r\n",
                          std::string(100000, '{')));
   EXPECT_TRUE(absl::StartsWith(big, "HTTP/1.1 413 ")) << big;
+  // A chunked body has no Content-Length to refuse up front: it is cut off at the bound.
+  const std::string chunked = Fetch(
+      port, absl::StrCat("POST /api/v1/jobs/job-1/cancel HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer admin-token\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1001\r\n",
+                         std::string(0x1001, '{'), "\r\n0\r\n\r\n"));
+  EXPECT_TRUE(absl::StartsWith(chunked, "HTTP/1.1 413 ")) << chunked;
+  // Without Content-Length or Transfer-Encoding a request has no body to wait for.
+  const std::string empty = Fetch(port,
+                                  "POST /api/v1/jobs/job-1/cancel HTTP/1.1\r\nHost: x\r\n"
+                                  "Authorization: Bearer admin-token\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(empty, "HTTP/1.1 200 ")) << empty;
 }
 
 TEST_F(HttpServerTest, StreamsEventsAndDownloads) {
@@ -133,6 +163,37 @@ TEST_F(HttpServerTest, StreamsEventsAndDownloads) {
   EXPECT_EQ(download.substr(body + 4), data);
 }
 
+TEST_F(HttpServerTest, EventStreamsAreSentAsTheyHappenAndEndSoonAfterStop) {
+  auto server = StartServer("127.0.0.1:0");
+  ASSERT_TRUE(server.ok()) << server.status();
+  AddWorker();
+  const std::string job = Submit(testing::TinySpec());  // Running: its stream stays open.
+  const int fd =
+      Send((*server)->port(), absl::StrCat("GET /api/v1/jobs/", job,
+                                           "/events/stream HTTP/1.1\r\n"
+                                           "Host: x\r\nAuthorization: Bearer admin-token\r\n\r\n"));
+  ASSERT_GE(fd, 0);
+  const timeval timeout{10, 0};  // A stream that was not flushed fails here, not by hanging.
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string response;
+  char buffer[4096];
+  ssize_t n = 0;
+  while (!absl::StrContains(response, "event: state_change\n") &&
+         (n = read(fd, buffer, sizeof(buffer))) > 0) {
+    response.append(buffer, n);
+  }
+  EXPECT_TRUE(absl::StrContains(response, "Transfer-Encoding: chunked\r\n")) << response;
+  EXPECT_TRUE(absl::StrContains(response, "event: state_change\n")) << response;
+
+  const absl::Time stop = absl::Now();
+  (*server)->Stop();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(3));
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  close(fd);
+  EXPECT_EQ(n, 0) << "the stream did not end";
+  EXPECT_TRUE(absl::EndsWith(response, "0\r\n\r\n")) << response;
+}
+
 TEST_F(HttpServerTest, ServesOnlyTheConsoleFiles) {
   auto server = StartServer("0");  // A port alone listens on loopback.
   ASSERT_TRUE(server.ok()) << server.status();
@@ -144,12 +205,12 @@ TEST_F(HttpServerTest, ServesOnlyTheConsoleFiles) {
   EXPECT_TRUE(absl::StrContains(index, "script-src 'self'")) << index;
   EXPECT_TRUE(absl::StartsWith(Get(port, "/", ""), "HTTP/1.1 302 ")) << Get(port, "/", "");
   EXPECT_TRUE(absl::StrContains(Get(port, "/console/vendor/chart.js", ""), "secret"));
-  for (const char* path : {"/console/../secret.js", "/console/%2e%2e/secret.js",
-                           "/console/vendor/../../secret.js", "/console/.hidden.js",
-                           "/console/index.txt", "/elsewhere"}) {
+  for (const char* path :
+       {"/console/../secret.js", "/console/%2e%2e/secret.js", "/console/vendor/../../secret.js",
+        "/console/.hidden.js", "/console/index.txt", "/elsewhere"}) {
     const std::string response = Get(port, path, "");
-    EXPECT_FALSE(absl::StrContains(response, "secret\n") ||
-                 absl::EndsWith(response, "secret")) << path << ": " << response;
+    EXPECT_FALSE(absl::StrContains(response, "secret\n") || absl::EndsWith(response, "secret"))
+        << path << ": " << response;
     EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 404 ")) << path << ": " << response;
   }
   const std::string post = Fetch(port, "POST /console/ HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -165,6 +226,98 @@ TEST_F(HttpServerTest, NonLoopbackNeedsInsecure) {
   EXPECT_FALSE(StartServer("127.0.0.1:http").ok());
   auto insecure = StartServer("0.0.0.0:0", /*insecure=*/true);
   EXPECT_TRUE(insecure.ok()) << insecure.status();
+}
+
+// The certificates of tests/server/test_certs.h, made in the test's directory.
+class HttpsServerTest : public HttpServerTest {
+ protected:
+  void SetUp() override {
+    HttpServerTest::SetUp();
+    std::string log;
+    ASSERT_TRUE(testing::MakeTestCertificates(dir_, &log)) << log;
+  }
+
+  std::unique_ptr<httplib::SSLClient> Client(int port, const std::string& ca = "ca.pem") {
+    auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+    client->set_ca_cert_path((dir_ + "/" + ca).c_str());
+    client->enable_server_certificate_verification(true);
+    client->set_connection_timeout(5);
+    client->set_read_timeout(10);
+    return client;
+  }
+};
+
+TEST_F(HttpsServerTest, ServesTheApiOverHttpsOnly) {
+  auto server = StartServer("127.0.0.1:0", /*insecure=*/false, /*tls=*/true);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  EXPECT_EQ((*server)->url(), absl::StrCat("https://127.0.0.1:", port));
+  Submit(testing::TinySpec());
+
+  auto client = Client(port);
+  const httplib::Headers token = {{"Authorization", "Bearer admin-token"}};
+  httplib::Result jobs = client->Get("/api/v1/jobs", token);
+  ASSERT_TRUE(jobs) << httplib::to_string(jobs.error());
+  EXPECT_EQ(jobs->status, 200) << jobs->body;
+  EXPECT_EQ(jobs->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(jobs->get_header_value("Content-Security-Policy"), kContentSecurityPolicy);
+  EXPECT_TRUE(absl::StrContains(jobs->body, "JOB_STATE_QUEUED")) << jobs->body;
+  httplib::Result denied = client->Get("/api/v1/jobs");
+  ASSERT_TRUE(denied) << httplib::to_string(denied.error());
+  EXPECT_EQ(denied->status, 401);
+
+  // A client that does not trust the CA, and a plaintext request, get no HTTP answer.
+  httplib::Result untrusted = Client(port, "other.pem")->Get("/api/v1/jobs", token);
+  EXPECT_FALSE(untrusted);
+  const std::string plaintext = Get(port, "/api/v1/jobs");
+  EXPECT_FALSE(absl::StrContains(plaintext, "HTTP/1.1")) << plaintext;
+  EXPECT_FALSE(absl::StrContains(plaintext, "JOB_STATE")) << plaintext;
+}
+
+TEST_F(HttpsServerTest, StreamsEventsAndDownloadsOverHttps) {
+  auto server = StartServer("127.0.0.1:0", /*insecure=*/false, /*tls=*/true);
+  ASSERT_TRUE(server.ok()) << server.status();
+  TestWorker w = AddWorker();
+  const std::string job = Submit(testing::TinySpec());
+  const std::string data(1500000, 'd');
+  auto checkpoint = UploadCheckpoint(job, 1, w, 1, data);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  ASSERT_TRUE(coordinator_->CancelJob(job, "enough").ok());
+
+  auto client = Client((*server)->port());
+  const httplib::Headers token = {{"Authorization", "Bearer admin-token"}};
+  httplib::Result stream = client->Get("/api/v1/jobs/" + job + "/events/stream", token);
+  ASSERT_TRUE(stream) << httplib::to_string(stream.error());
+  EXPECT_EQ(stream->status, 200);
+  EXPECT_EQ(stream->get_header_value("Transfer-Encoding"), "chunked");
+  EXPECT_TRUE(absl::StrContains(stream->body, "event: checkpoint\n")) << stream->body;
+  EXPECT_TRUE(absl::StrContains(stream->body, "event: end\n")) << stream->body;
+
+  httplib::Result download =
+      client->Get("/api/v1/jobs/" + job + "/checkpoints/" + checkpoint->id() + "/download", token);
+  ASSERT_TRUE(download) << httplib::to_string(download.error());
+  EXPECT_EQ(download->status, 200);
+  EXPECT_EQ(download->get_header_value("Content-Length"), std::to_string(data.size()));
+  EXPECT_EQ(download->body, data);
+}
+
+TEST_F(HttpsServerTest, TlsServesAnyAddressWithoutInsecure) {
+  auto https = StartServer("0.0.0.0:0", /*insecure=*/false, /*tls=*/true);
+  ASSERT_TRUE(https.ok()) << https.status();
+  EXPECT_TRUE(absl::StartsWith((*https)->url(), "https://0.0.0.0:")) << (*https)->url();
+  auto plaintext = StartServer("0.0.0.0:0", /*insecure=*/false, /*tls=*/false);
+  ASSERT_FALSE(plaintext.ok());
+  EXPECT_EQ(plaintext.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(plaintext.status().message(), "--tls-cert")) << plaintext.status();
+
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.tls_cert_file = dir_ + "/server.pem";
+  auto no_key = HttpServer::Start(options, coordinator_.get(), tokens_.get());
+  EXPECT_EQ(no_key.status().code(), absl::StatusCode::kInvalidArgument) << no_key.status();
+  options.tls_key_file = dir_ + "/other.key";  // Not the certificate's key.
+  auto wrong_key = HttpServer::Start(options, coordinator_.get(), tokens_.get());
+  EXPECT_EQ(wrong_key.status().code(), absl::StatusCode::kFailedPrecondition) << wrong_key.status();
 }
 
 }  // namespace
