@@ -1,6 +1,7 @@
 // End to end: real dino-coordinator and dino-worker processes on loopback train tiny synthetic
-// jobs: happy paths on 1 and 2 ranks, a killed worker, a killed coordinator, cancel, a bad data
-// path, and the exported teacher loaded by PyTorch.
+// jobs: happy paths on 1 and 2 ranks, a killed worker, a killed coordinator (restarted on its data
+// dir, also spelled another way), cancel, a bad data path, and the exported teacher loaded by
+// PyTorch.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -87,8 +88,13 @@ TEST(ServiceE2E, KilledWorkerIsReplacedAndTheJobResumesFromItsCheckpoint) {
   EXPECT_FALSE(done.attempts(1).resume_checkpoint_id().empty());
 }
 
-TEST(ServiceE2E, KilledCoordinatorRestartsOnItsDataDirAndLosesNoCheckpoint) {
-  Cluster cluster("coordinator-crash");
+// Kills the coordinator of a one-rank job once it has a checkpoint and restarts it on its data dir,
+// reached through `spelling` (a path relative to the cluster's dir) when set. Every checkpoint
+// acknowledged before the kill is listed afterwards (or was retired by the keep-last policy in
+// favour of a newer one), every listed one downloads with its sha256, the job succeeds, and no
+// checkpoint file was removed as unreferenced.
+void KillAndRestartTheCoordinatorMidJob(const std::string& name, const std::string& spelling) {
+  Cluster cluster(name);
   cluster.StartCoordinator();
   cluster.StartWorker(0);
   ASSERT_OK_AND_ASSIGN(job, cluster.Submit(TinySpec(1, 30)));
@@ -100,17 +106,16 @@ TEST(ServiceE2E, KilledCoordinatorRestartsOnItsDataDirAndLosesNoCheckpoint) {
   ASSERT_FALSE(before.empty());
   cluster.KillCoordinator();
   absl::SleepFor(absl::Seconds(1));
+  if (!spelling.empty()) cluster.data_dir_spelling = cluster.dir() + spelling;
   cluster.StartCoordinator();
   ASSERT_OK_AND_ASSIGN(done, cluster.WaitTerminal(job.id(), kJobTimeout));
   ASSERT_EQ(done.state(), dino::v1::JOB_STATE_SUCCEEDED) << done.DebugString() << cluster.Logs();
   ASSERT_OK_AND_ASSIGN(after, cluster.Checkpoints(job.id()));
-  // Every checkpoint acknowledged before the kill is still listed (or was retired by the
-  // keep-last policy in favour of newer ones), and the listed ones download with their sha256.
+  ASSERT_FALSE(after.empty());
   for (const auto& c : before) {
     bool listed = false;
     for (const auto& a : after) listed |= a.id() == c.id();
     if (!listed) {
-      EXPECT_GT(after.size(), 0u);
       EXPECT_GT(after.back().step(), c.step()) << "checkpoint " << c.id() << " vanished";
     }
   }
@@ -120,6 +125,17 @@ TEST(ServiceE2E, KilledCoordinatorRestartsOnItsDataDirAndLosesNoCheckpoint) {
     EXPECT_EQ(static_cast<int64_t>(bytes->size()), c.size_bytes()) << c.id();
     EXPECT_EQ(Sha256::Of(*bytes), c.sha256()) << c.id();
   }
+  EXPECT_EQ(cluster.Logs().find("removing unreferenced checkpoint file"), std::string::npos)
+      << cluster.Logs();
+}
+
+TEST(ServiceE2E, KilledCoordinatorRestartsOnItsDataDirAndLosesNoCheckpoint) {
+  KillAndRestartTheCoordinatorMidJob("coordinator-crash", "");
+}
+
+TEST(ServiceE2E, CoordinatorRestartedOnItsDataDirSpelledAnotherWayKeepsEveryCheckpoint) {
+  // The same directory, with a "." component and a trailing slash.
+  KillAndRestartTheCoordinatorMidJob("respelled-data-dir", "/./coordinator/");
 }
 
 TEST(ServiceE2E, CancelStopsTheJobAndTheWorkerTakesTheNextOne) {
