@@ -98,10 +98,15 @@ class Service:
                     "--metrics-port", "0", "--http-listen", f"127.0.0.1:{self.http_port}",
                     "--auth-tokens", tokens], "coordinator.log")
         wait_for("the coordinator's HTTP listener", lambda: self.try_get("/api/v1/workers"))
-        self.start([args.worker, "--coordinator", self.grpc, "--device", "cpu", "--threads", "1",
+        self.worker_argv = [args.worker, "--coordinator", self.grpc, "--device", "cpu", "--threads", "1",
                     "--rendezvous-port", str(free_port()), "--advertise-host", "127.0.0.1",
                     "--name", "browser-worker", "--work-dir", f"{work}/worker",
-                    "--token-file", f"{work}/worker-token"], "worker.log")
+                    "--token-file", f"{work}/worker-token"]
+
+    # The worker starts once the job's page is open, so that the page sees the whole run: a tiny
+    # job trains in seconds, less than a loaded machine may take to open the page.
+    def start_worker(self):
+        self.start(self.worker_argv, "worker.log")
 
     def start(self, argv, log):
         out = open(os.path.join(self.work, log), "w")
@@ -219,6 +224,8 @@ def main():
         def live():
             driver.get(service.url + f"/console/#/jobs/{trained}")
             driver.execute_script("window.__noReload = 'still here';")
+            wait_for("the job's page, QUEUED", lambda: state_text() == "QUEUED")
+            service.start_worker()
             wait_for("the job to run", lambda: state_text() == "RUNNING", timeout=120)
             first = wait_for("the first points while RUNNING",
                              lambda: state_text() == "RUNNING" and points() > 0 and points())
