@@ -11,33 +11,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/watch_resume.h"
 #include "server/auth_interceptor.h"
 #include "server/http_query.h"
+#include "server/http_routes.h"
 
 namespace dino::server {
-
-enum class RouteKind {
-  kListJobs,
-  kGetJob,
-  kEvents,
-  kEventStream,
-  kCheckpoints,
-  kDownload,
-  kMetrics,
-  kCancel,
-  kWorkers
-};
-
-struct HttpRoute {
-  RouteKind kind;
-  const char* method;       // The one HTTP method it answers.
-  const char* grpc_method;  // The JobService method whose role rule applies.
-  std::string job_id;
-  std::string checkpoint_id;
-};
 
 namespace {
 
@@ -95,17 +75,6 @@ bool ParseJobState(absl::string_view text, dino::v1::JobState* state) {
   return dino::v1::JobState_Parse(name, state) && *state != dino::v1::JOB_STATE_UNSPECIFIED;
 }
 
-// Values of a repeatable parameter, each possibly a comma-separated list.
-std::vector<std::string> Listed(const HttpQuery& query, absl::string_view name) {
-  std::vector<std::string> out;
-  for (const std::string& value : query.All(name)) {
-    for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
-      out.emplace_back(part);
-    }
-  }
-  return out;
-}
-
 // Collects the events Watch replays, for the paged (non-streaming) events route.
 class EventCollector final : public EventSink {
  public:
@@ -140,9 +109,6 @@ class EventCollector final : public EventSink {
   std::vector<dino::v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
   bool more_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-// The route of `path`, or nullopt (404).
-std::optional<HttpRoute> Match(absl::string_view path);
 
 }  // namespace
 
@@ -185,45 +151,11 @@ std::string ToJson(const google::protobuf::Message& message) {
   return json;
 }
 
-namespace {
-
-std::optional<HttpRoute> Match(absl::string_view path) {
-  constexpr absl::string_view kPrefix = "/api/v1/";
-  if (!absl::ConsumePrefix(&path, kPrefix)) return std::nullopt;
-  absl::ConsumeSuffix(&path, "/");
-  std::vector<std::string> s = absl::StrSplit(path, '/');
-  using K = RouteKind;
-  auto route = [](K kind, const char* method, const char* rpc, std::string job = "",
-                  std::string checkpoint = "") {
-    return HttpRoute{kind, method, rpc, std::move(job), std::move(checkpoint)};
-  };
-  if (s.size() == 1 && s[0] == "workers") return route(K::kWorkers, "GET", "ListWorkers");
-  if (s.empty() || s[0] != "jobs") return std::nullopt;
-  if (s.size() == 1) return route(K::kListJobs, "GET", "ListJobs");
-  const std::string& id = s[1];
-  if (s.size() == 2) return route(K::kGetJob, "GET", "GetJob", id);
-  if (s.size() == 3 && s[2] == "events") return route(K::kEvents, "GET", "WatchJob", id);
-  if (s.size() == 4 && s[2] == "events" && s[3] == "stream") {
-    return route(K::kEventStream, "GET", "WatchJob", id);
-  }
-  if (s.size() == 3 && s[2] == "checkpoints") {
-    return route(K::kCheckpoints, "GET", "ListCheckpoints", id);
-  }
-  if (s.size() == 5 && s[2] == "checkpoints" && s[4] == "download") {
-    return route(K::kDownload, "GET", "DownloadCheckpoint", id, s[3]);
-  }
-  if (s.size() == 3 && s[2] == "metrics") return route(K::kMetrics, "GET", "GetJobMetrics", id);
-  if (s.size() == 3 && s[2] == "cancel") return route(K::kCancel, "POST", "CancelJob", id);
-  return std::nullopt;
-}
-
-}  // namespace
-
 HttpApi::HttpApi(Coordinator* coordinator, const TokenTable* tokens)
     : coordinator_(coordinator), tokens_(tokens) {}
 
 HttpResponse HttpApi::Handle(const HttpRequest& request) const {
-  std::optional<HttpRoute> route = Match(request.path);
+  std::optional<HttpRoute> route = MatchHttpRoute(request.path);
   if (!route.has_value()) {
     return HttpError(absl::NotFoundError(absl::StrCat("no API route ", request.path.substr(0, 200))));
   }
@@ -279,7 +211,7 @@ HttpResponse HttpApi::HandleAuthorized(const HttpRequest& request, const HttpRou
     case RouteKind::kListJobs: {
       if (!parse({"state", "label", "page_size", "page_token"})) return QueryError(error);
       dino::v1::ListJobsRequest list;
-      for (const std::string& name : Listed(query, "state")) {
+      for (const std::string& name : query.Listed("state")) {
         dino::v1::JobState state;
         if (!ParseJobState(name, &state)) {
           return HttpError(absl::InvalidArgumentError(absl::StrCat(
@@ -387,7 +319,7 @@ HttpResponse HttpApi::HandleAuthorized(const HttpRequest& request, const HttpRou
       if (!parse({"series", "max_points", "from_step", "to_step"})) return QueryError(error);
       dino::v1::GetJobMetricsRequest metrics;
       metrics.set_job_id(route.job_id);
-      std::vector<std::string> series = Listed(query, "series");
+      std::vector<std::string> series = query.Listed("series");
       if (series.size() > 16) return HttpError(absl::InvalidArgumentError("at most 16 series"), "series");
       for (const std::string& name : series) metrics.add_series(name.substr(0, 64));
       int64_t max_points = 0;

@@ -90,7 +90,7 @@ struct HttpResponse {
   std::optional<EventStreamStart> event_stream;
 };
 
-struct HttpRoute;  // A matched /api/v1/ path (http_api.cc).
+struct HttpRoute;  // A matched /api/v1/ path (http_routes.h).
 
 class HttpApi {
  public:

@@ -84,6 +84,16 @@ std::vector<std::string> HttpQuery::All(absl::string_view name) const {
   return values;
 }
 
+std::vector<std::string> HttpQuery::Listed(absl::string_view name) const {
+  std::vector<std::string> out;
+  for (const std::string& value : All(name)) {
+    for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+      out.emplace_back(part);
+    }
+  }
+  return out;
+}
+
 bool HttpQuery::Has(absl::string_view name) const {
   return std::any_of(params_.begin(), params_.end(),
                      [&](const auto& param) { return param.first == name; });

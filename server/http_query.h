@@ -37,6 +37,8 @@ class HttpQuery {
 
   // Every value of `name`, in order.
   std::vector<std::string> All(absl::string_view name) const;
+  // Every value of a repeatable `name`, each also split at commas ("a,b&name=c": a, b, c).
+  std::vector<std::string> Listed(absl::string_view name) const;
   bool Has(absl::string_view name) const;
 
   // At most one value, an integer in [min, max]; `fallback` when absent.
