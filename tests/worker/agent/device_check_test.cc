@@ -5,15 +5,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/worker/agent/run_worker.h"
 
 namespace dino::agent {
 namespace {
@@ -127,26 +125,8 @@ TEST(DeviceCheckTest, TheFactsOfThisBuild) {
 #endif
 }
 
-struct RunResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr.
-};
-
-RunResult RunWorker(const std::string& args) {
-  // A worker that got past the check would retry the unreachable coordinator for ever; `timeout`
-  // turns that into exit code 124 rather than a hung test.
-  const std::string command = absl::StrCat("timeout 60 ", DINO_WORKER_BIN, " ", args, " 2>&1");
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using dino::agent::test_support::RunResult;
+using dino::agent::test_support::RunWorker;
 
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
