@@ -91,6 +91,18 @@ class HttpServerTest : public CoordinatorFixture {
     return HttpServer::Start(options, coordinator_.get(), tokens_.get());
   }
 
+  // A job that ended (cancelled) after committing one checkpoint of `data`: its event stream
+  // ends, and the checkpoint downloads.
+  void EndedJobWithCheckpoint(const std::string& data, std::string* job,
+                              dino::v1::CheckpointInfo* checkpoint) {
+    TestWorker w = AddWorker();
+    *job = Submit(testing::TinySpec());
+    auto committed = UploadCheckpoint(*job, 1, w, 1, data);
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    *checkpoint = *committed;
+    ASSERT_TRUE(coordinator_->CancelJob(*job, "enough").ok());
+  }
+
   std::unique_ptr<TokenTable> tokens_;
   std::string console_dir_;
 };
@@ -140,12 +152,10 @@ TEST_F(HttpServerTest, ServesTheApiWithSecurityHeaders) {
 TEST_F(HttpServerTest, StreamsEventsAndDownloads) {
   auto server = StartServer("127.0.0.1:0");
   ASSERT_TRUE(server.ok()) << server.status();
-  TestWorker w = AddWorker();
-  const std::string job = Submit(testing::TinySpec());
   const std::string data(1500000, 'd');
-  auto checkpoint = UploadCheckpoint(job, 1, w, 1, data);
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
-  ASSERT_TRUE(coordinator_->CancelJob(job, "enough").ok());
+  std::string job;
+  dino::v1::CheckpointInfo checkpoint;
+  ASSERT_NO_FATAL_FAILURE(EndedJobWithCheckpoint(data, &job, &checkpoint));
 
   const std::string stream = Get((*server)->port(), "/api/v1/jobs/" + job + "/events/stream");
   EXPECT_TRUE(absl::StartsWith(stream, "HTTP/1.1 200 OK\r\n")) << stream;
@@ -155,7 +165,7 @@ TEST_F(HttpServerTest, StreamsEventsAndDownloads) {
   EXPECT_TRUE(absl::StrContains(stream, "event: end\n")) << stream;
 
   const std::string download = Get(
-      (*server)->port(), "/api/v1/jobs/" + job + "/checkpoints/" + checkpoint->id() + "/download");
+      (*server)->port(), "/api/v1/jobs/" + job + "/checkpoints/" + checkpoint.id() + "/download");
   EXPECT_TRUE(absl::StartsWith(download, "HTTP/1.1 200 OK\r\n"));
   EXPECT_TRUE(absl::StrContains(download, absl::StrCat("Content-Length: ", data.size(), "\r\n")));
   const size_t body = download.find("\r\n\r\n");
@@ -277,12 +287,10 @@ TEST_F(HttpsServerTest, ServesTheApiOverHttpsOnly) {
 TEST_F(HttpsServerTest, StreamsEventsAndDownloadsOverHttps) {
   auto server = StartServer("127.0.0.1:0", /*insecure=*/false, /*tls=*/true);
   ASSERT_TRUE(server.ok()) << server.status();
-  TestWorker w = AddWorker();
-  const std::string job = Submit(testing::TinySpec());
   const std::string data(1500000, 'd');
-  auto checkpoint = UploadCheckpoint(job, 1, w, 1, data);
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
-  ASSERT_TRUE(coordinator_->CancelJob(job, "enough").ok());
+  std::string job;
+  dino::v1::CheckpointInfo checkpoint;
+  ASSERT_NO_FATAL_FAILURE(EndedJobWithCheckpoint(data, &job, &checkpoint));
 
   auto client = Client((*server)->port());
   const httplib::Headers token = {{"Authorization", "Bearer admin-token"}};
@@ -294,7 +302,7 @@ TEST_F(HttpsServerTest, StreamsEventsAndDownloadsOverHttps) {
   EXPECT_TRUE(absl::StrContains(stream->body, "event: end\n")) << stream->body;
 
   httplib::Result download =
-      client->Get("/api/v1/jobs/" + job + "/checkpoints/" + checkpoint->id() + "/download", token);
+      client->Get("/api/v1/jobs/" + job + "/checkpoints/" + checkpoint.id() + "/download", token);
   ASSERT_TRUE(download) << httplib::to_string(download.error());
   EXPECT_EQ(download->status, 200);
   EXPECT_EQ(download->get_header_value("Content-Length"), std::to_string(data.size()));

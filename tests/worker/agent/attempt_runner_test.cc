@@ -28,6 +28,16 @@ struct FakeTraining {
   std::atomic<int> checkpoint_at{-1};  // Also writes a checkpoint after this step.
   std::atomic<int> checkpoints{0};     // Handed to on_checkpoint.
 
+  // Writes the checkpoint of the current step and hands it to the run's callback.
+  void WriteCheckpoint(const TrainRequest& request) {
+    run::CheckpointInfo c;
+    c.path = dir + "/ckpt-" + std::to_string(steps.load());
+    c.step = steps.load();
+    EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
+    EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
+    ++checkpoints;
+  }
+
   absl::StatusOr<run::RunResult> operator()(TrainRequest request) {
     if (request.on_start) request.on_start(0);
     run::RunResult result;
@@ -42,22 +52,10 @@ struct FakeTraining {
       run::Progress p;
       p.step.step = steps++;
       request.callbacks.on_progress(p);
-      if (steps.load() == checkpoint_at.load()) {
-        run::CheckpointInfo c;
-        c.path = dir + "/ckpt-" + std::to_string(steps.load());
-        c.step = steps.load();
-        EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
-        EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
-        ++checkpoints;
-      }
+      if (steps.load() == checkpoint_at.load()) WriteCheckpoint(request);
       absl::SleepFor(absl::Milliseconds(1));
     }
-    run::CheckpointInfo c;
-    c.path = dir + "/ckpt-" + std::to_string(steps.load());
-    c.step = steps.load();
-    EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());
-    EXPECT_TRUE(request.callbacks.on_checkpoint(c).ok());
-    ++checkpoints;
+    WriteCheckpoint(request);
     if (request.before_teardown) request.before_teardown();
     result.steps = steps.load();
     result.cancelled = true;
