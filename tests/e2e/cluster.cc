@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,14 +22,25 @@
 
 namespace dino::e2e {
 
-Process::Process(std::string name, std::vector<std::string> argv, std::string log_path)
+Process::Process(std::string name, std::vector<std::string> argv, std::string log_path,
+                 const std::string& netns)
     : name_(std::move(name)), log_path_(std::move(log_path)) {
+  const std::string netns_path = netns.empty() ? "" : "/run/netns/" + netns;
   pid_ = fork();
   if (pid_ == 0) {
     const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
+    }
+    if (!netns_path.empty()) {
+      const int ns = open(netns_path.c_str(), O_RDONLY);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+        const char message[] = "e2e: cannot enter the test host's network namespace\n";
+        (void)!write(2, message, sizeof(message) - 1);
+        _exit(126);
+      }
+      close(ns);
     }
     std::vector<char*> args;
     for (std::string& a : argv) args.push_back(a.data());
@@ -119,13 +131,46 @@ absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
 }
 
 Cluster::Cluster(const std::string& test_name) {
+  // As dino-worker does: reconnect to a restarted coordinator within a quarter second even while
+  // no call is waiting (gRPC reads this once, when it starts).
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "250", /*overwrite=*/0);
   const char* tmp = std::getenv("TMPDIR");
   std::string base = tmp != nullptr ? tmp : "/tmp";
   std::string templ = absl::StrCat(base, "/dino-e2e-", test_name, "-XXXXXX");
   dir_ = mkdtemp(templ.data());
   coordinator_port_ = dist::PickFreeTcpPort().value();
-  stub_ = dino::v1::JobService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", coordinator_port_), grpc::InsecureChannelCredentials()));
+  client_credentials_ = grpc::InsecureChannelCredentials();
+  ConnectClient();
+}
+
+void Cluster::ConnectClient() {
+  // The tests poll through coordinator restarts: reconnect within a second, not after gRPC's
+  // default backoff (which grows to two minutes).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  stub_ = dino::v1::JobService::NewStub(grpc::CreateCustomChannel(
+      coordinator_target_.empty() ? coordinator_address() : coordinator_target_,
+      client_credentials_, args));
+}
+
+void Cluster::PlaceCoordinator(Placement placement) {
+  coordinator_placement_ = std::move(placement);
+  ConnectClient();
+}
+
+void Cluster::PlaceWorker(int i, Placement placement) {
+  worker_placements_[i] = std::move(placement);
+}
+
+void Cluster::SetCoordinatorTarget(std::string target) {
+  coordinator_target_ = std::move(target);
+  ConnectClient();
+}
+
+Process* Cluster::worker_process(int i) {
+  auto it = workers_.find(i);
+  return it == workers_.end() ? nullptr : it->second.get();
 }
 
 Cluster::~Cluster() {
@@ -155,7 +200,7 @@ void Cluster::StartCoordinator() {
   log_paths_.push_back(log);
   std::vector<std::string> argv = {DINO_COORDINATOR_BIN,
                                    "--listen",
-                                   absl::StrCat("127.0.0.1:", coordinator_port_),
+                                   coordinator_address(),
                                    "--data-dir",
                                    data_dir_spelling.empty() ? coordinator_data_dir()
                                                              : data_dir_spelling,
@@ -164,11 +209,12 @@ void Cluster::StartCoordinator() {
                                    "--metrics-port",
                                    absl::StrCat(coordinator_metrics_port_),
                                    "--worker-timeout",
-                                   "3s",
+                                   worker_timeout,
                                    "--heartbeat-interval",
-                                   "300ms"};
+                                   heartbeat_interval};
   argv.insert(argv.end(), coordinator_flags.begin(), coordinator_flags.end());
-  coordinator_ = std::make_unique<Process>("coordinator", std::move(argv), log);
+  coordinator_ = std::make_unique<Process>("coordinator", std::move(argv), log,
+                                           coordinator_placement_.netns);
 }
 
 void Cluster::KillCoordinator() { coordinator_->Kill(); }
@@ -182,11 +228,13 @@ void Cluster::StartWorker(int i) {
   }
   const std::string log = absl::StrCat(dir_, "/worker-", i, "-", ++starts_, ".log");
   log_paths_.push_back(log);
+  const Placement placement = worker_placements_[i];
   std::vector<std::string> argv = {DINO_WORKER_BIN,
                                    "--metrics-port",
                                    absl::StrCat(worker_metrics_port(i)),
                                    "--coordinator",
-                                   absl::StrCat("127.0.0.1:", coordinator_port_),
+                                   coordinator_target_.empty() ? coordinator_address()
+                                                               : coordinator_target_,
                                    "--device",
                                    worker_device,
                                    "--threads",
@@ -194,20 +242,21 @@ void Cluster::StartWorker(int i) {
                                    "--rendezvous-port",
                                    absl::StrCat(worker_ports_[i]),
                                    "--advertise-host",
-                                   "127.0.0.1",
+                                   placement.address,
                                    "--name",
                                    absl::StrCat("worker-", i),
                                    "--work-dir",
                                    worker_dir(i),
                                    "--collective-timeout",
-                                   "10"};
+                                   collective_timeout_seconds};
   argv.insert(argv.end(), worker_flags.begin(), worker_flags.end());
-  workers_[i] = std::make_unique<Process>(absl::StrCat("worker-", i), std::move(argv), log);
+  workers_[i] = std::make_unique<Process>(absl::StrCat("worker-", i), std::move(argv), log,
+                                          placement.netns);
 }
 
 void Cluster::UseClientCredentials(std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  stub_ = dino::v1::JobService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", coordinator_port_), std::move(credentials)));
+  client_credentials_ = std::move(credentials);
+  ConnectClient();
 }
 
 void Cluster::KillWorker(int i) { workers_.at(i)->Kill(); }
@@ -233,7 +282,7 @@ std::string Cluster::WorkerLog(int i) const {
 }
 
 std::string Cluster::coordinator_address() const {
-  return absl::StrCat("127.0.0.1:", coordinator_port_);
+  return absl::StrCat(coordinator_placement_.address, ":", coordinator_port_);
 }
 
 absl::StatusOr<dino::v1::Job> Cluster::Submit(const dino::v1::JobSpec& spec) {
@@ -283,10 +332,11 @@ absl::StatusOr<std::string> Cluster::Download(const std::string& id,
   return bytes;
 }
 
-absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Cluster::Workers() {
+absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Cluster::Workers(bool include_dead) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   dino::v1::ListWorkersRequest request;
+  request.set_include_dead(include_dead);
   dino::v1::ListWorkersResponse response;
   DINO_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListWorkers(&context, request, &response)));
   return std::vector<dino::v1::WorkerInfo>(response.workers().begin(), response.workers().end());

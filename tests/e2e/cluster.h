@@ -20,7 +20,10 @@ namespace dino::e2e {
 
 class Process {
  public:
-  Process(std::string name, std::vector<std::string> argv, std::string log_path);
+  // Starts argv[0] (a path) with stdout and stderr appended to `log_path`. With `netns`, the
+  // process runs in that network namespace (a name under /run/netns: a test host).
+  Process(std::string name, std::vector<std::string> argv, std::string log_path,
+          const std::string& netns = "");
   ~Process();
   bool running();
   void Kill();       // SIGKILL, then reap.
@@ -50,6 +53,27 @@ class Cluster {
  public:
   explicit Cluster(const std::string& test_name);
   ~Cluster();
+
+  // Where a process runs: a test host's network namespace (tests/cluster/test_network.h) and the
+  // address it listens on and advertises. The default is loopback in the test's own namespace.
+  struct Placement {
+    std::string netns;
+    std::string address = "127.0.0.1";
+  };
+  // From the next StartCoordinator on; the client (jobs(), Submit, ...) dials the new address at
+  // once, unless SetCoordinatorTarget chose what to dial.
+  void PlaceCoordinator(Placement placement);
+  // From the next StartWorker(i) on.
+  void PlaceWorker(int i, Placement placement);
+  // What workers (from the next StartWorker on) and the client (at once) dial instead of
+  // coordinator_address(): e.g. a gRPC target naming several addresses,
+  // "ipv4:10.0.0.1:5000,10.0.0.2:5000", for a coordinator that may come back on another one.
+  void SetCoordinatorTarget(std::string target);
+  int coordinator_port() const { return coordinator_port_; }
+  // The liveness flags of the next StartCoordinator, and the workers' collective timeout.
+  std::string worker_timeout = "3s";
+  std::string heartbeat_interval = "300ms";
+  std::string collective_timeout_seconds = "10";
 
   void StartCoordinator();
   // Extra dino-coordinator flags for the next StartCoordinator (e.g. {"--data-roots", dir}).
@@ -81,7 +105,9 @@ class Cluster {
   // Waits for worker `i` to exit by itself: see Process::Wait.
   absl::StatusOr<int> WaitWorker(int i, absl::Duration timeout);
   std::string WorkerLog(int i) const;       // The whole log of worker `i`'s latest process.
-  std::string coordinator_address() const;  // "127.0.0.1:PORT"
+  std::string coordinator_address() const;  // "ADDRESS:PORT" of the coordinator's placement.
+  Process* coordinator_process() { return coordinator_.get(); }
+  Process* worker_process(int i);  // Null when worker `i` was never started.
 
   dino::v1::JobService::Stub* jobs() { return stub_.get(); }
   const std::string& dir() const { return dir_; }
@@ -90,7 +116,8 @@ class Cluster {
   absl::StatusOr<dino::v1::Job> Submit(const dino::v1::JobSpec& spec);
   absl::StatusOr<dino::v1::Job> GetJob(const std::string& id);
   absl::StatusOr<std::vector<dino::v1::CheckpointInfo>> Checkpoints(const std::string& id);
-  absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Workers();
+  // ListWorkers; dead workers too with `include_dead`.
+  absl::StatusOr<std::vector<dino::v1::WorkerInfo>> Workers(bool include_dead = false);
   // The bytes of checkpoint `checkpoint_id` of job `id` through DownloadCheckpoint.
   absl::StatusOr<std::string> Download(const std::string& id, const std::string& checkpoint_id);
   // Polls until the job is in a terminal state or `timeout` passes (then DEADLINE_EXCEEDED).
@@ -114,6 +141,11 @@ class Cluster {
   std::vector<std::string> log_paths_;
   int starts_ = 0;
   std::unique_ptr<dino::v1::JobService::Stub> stub_;
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials_;
+  Placement coordinator_placement_;
+  std::map<int, Placement> worker_placements_;
+  std::string coordinator_target_;
+  void ConnectClient();
 };
 
 // A tiny synthetic job that trains in seconds on one CPU core.
