@@ -48,6 +48,10 @@ struct RunnerOptions {
   int threads = 0;
   std::string work_dir;  // The worker's directory; attempts go to <work_dir>/<job>/attempt-<n>.
   int rendezvous_port = 29500;  // Where this worker serves the TCPStore when it is rank 0.
+  // The address this worker advertises (--advertise-host): its Gloo transport binds there, so
+  // peers on other hosts reach it at the address the coordinator gave them. Empty: chosen by
+  // dist::DistOptions (loopback for a loopback master, else the hostname's address).
+  std::string bind_host;
   // --data-roots: the spec's data paths must resolve under these before anything is read
   // (CheckDataPaths); a violation fails the attempt with FAILURE_REASON_BAD_DATASET (not retried).
   PathConfinement data_roots = PathConfinement::Unconfined();

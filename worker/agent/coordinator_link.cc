@@ -64,7 +64,10 @@ CoordinatorLink::CoordinatorLink(const std::string& address, LinkSecurity securi
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
-  // Reconnect quickly after a coordinator restart.
+  // Reconnect quickly after a coordinator restart (gRPC's own backoff starts at 1 s and grows to
+  // two minutes): a worker must be back within the coordinator's --worker-timeout.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   channel_ = grpc::CreateCustomChannel(
       address,

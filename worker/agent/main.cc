@@ -53,6 +53,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // gRPC's synchronous client notices that a lost connection can be made again only when some
+  // call polls the channel, or on its backup poll (every 5 s by default): after a coordinator
+  // restart that could keep a worker away for 5-15 s, longer than a short --worker-timeout. Poll
+  // every 250 ms instead, unless the operator set it. Before gRPC starts.
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "250", /*overwrite=*/0);
 
   CLI::App app{"dino-worker: trains DINO job ranks assigned by a dinotrain coordinator"};
   dino::agent::AgentOptions options;
@@ -109,6 +114,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.runner.collective_timeout = absl::Seconds(timeout_seconds);
+  options.runner.bind_host = options.advertise_host;
   if (!data_roots.empty()) {
     absl::StatusOr<dino::PathConfinement> roots = dino::PathConfinement::FromFlag(data_roots);
     if (!roots.ok()) {

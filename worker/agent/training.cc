@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<dist::ProcessGroupHandle>> JoinGroup(const TrainR
   dopts.device = torch::Device(request.options->device);
   dopts.timeout = request.options->collective_timeout;
   dopts.rendezvous_timeout = request.options->rendezvous_timeout;
+  dopts.gloo_bind_host = request.options->bind_host;
   return dist::CreateProcessGroup(rv, dopts);
 }
 
