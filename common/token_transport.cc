@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/grpc_credentials.h"
 
@@ -17,7 +18,11 @@ bool IsLoopbackTarget(absl::string_view target) {
       target.remove_prefix(slash + 1);
     }
   } else if (absl::ConsumePrefix(&target, "ipv4:") || absl::ConsumePrefix(&target, "ipv6:")) {
-    target = target.substr(0, target.find(','));
+    // A list: the channel may use any of its addresses, so every one must be loopback.
+    for (absl::string_view address : absl::StrSplit(target, ',')) {
+      if (address.empty() || !IsLoopbackAddress(address)) return false;
+    }
+    return true;
   }
   if (target.empty()) return false;
   return IsLoopbackAddress(target);

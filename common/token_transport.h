@@ -8,8 +8,8 @@
 // allowed (the coordinator answers UNAUTHENTICATED if it wants one).
 //
 // Targets may carry a gRPC resolver scheme: "dns:///host:port", "ipv4:127.0.0.1:50051",
-// "ipv6:[::1]:50051" and "unix:path" are understood; the first address of an ipv4:/ipv6: list
-// decides.
+// "ipv6:[::1]:50051" and "unix:path" are understood; an ipv4:/ipv6: list is loopback only when
+// every address in it is (the channel may use any of them).
 //
 // Thread-safety: pure functions. Failure: FAILED_PRECONDITION naming the target and the two ways
 // out (--tls-ca, --insecure), meant to be printed as it is.

@@ -19,7 +19,8 @@ TEST(TokenTransportTest, LoopbackTargets) {
   for (const char* target :
        {"10.0.0.5:50051", "0.0.0.0:50051", "[::]:50051", "coordinator:50051",
         "dns:///coordinator:50051", "dns://127.0.0.1/coordinator:50051", "ipv4:10.0.0.1:50051",
-        "ipv4:10.0.0.1:1,127.0.0.1:2", "128.0.0.1:50051", "localhost.example.com:50051", "",
+        "ipv4:10.0.0.1:1,127.0.0.1:2", "ipv4:127.0.0.1:1,10.0.0.1:2", "ipv4:127.0.0.1:1,",
+        "128.0.0.1:50051", "localhost.example.com:50051", "",
         "dns:", "dns://127.0.0.1"}) {
     EXPECT_FALSE(IsLoopbackTarget(target)) << target;
   }
