@@ -1,4 +1,5 @@
-// CollapseDetector: flags DINO collapse from a job's progress reports (see DINO.md, "Monitoring").
+// CollapseDetector: flags DINO collapse from a job's progress reports (docs/dino.md,
+// "Monitoring").
 //
 // A report counts as "collapsing" on a metric when KL(teacher || student) < collapse.min_kl, or
 // the batch-mean teacher entropy < collapse.min_batch_mean_entropy. After

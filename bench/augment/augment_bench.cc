@@ -29,7 +29,7 @@ struct Config {
 
 Config MakeConfig(int which) {
   if (which == 0) return {28, 1, 256, AugmentOptions::ForResolution(28, 6)};
-  return {256, 3, 32, AugmentOptions()};  // DINO.md defaults: 2x224 + 8x96
+  return {256, 3, 32, AugmentOptions()};  // docs/dino.md defaults: 2x224 + 8x96
 }
 
 int g_threads = 0;  // --threads=N; 0: all cores

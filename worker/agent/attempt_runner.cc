@@ -254,7 +254,7 @@ absl::Status AttemptRunner::Train() {
     step_.store(p.step.step + 1);
     if (reporter_ != nullptr) reporter_->AddProgress(ToProto(p));
   };
-  callbacks.on_checkpoint = [this](const run::CheckpointInfo& c) {
+  callbacks.on_checkpoint = [this](const run::LocalCheckpoint& c) {
     step_.store(c.step);
     if (reporter_ == nullptr) return absl::OkStatus();
     dino::v1::CheckpointUploadHeader h;

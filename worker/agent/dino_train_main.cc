@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
         FormatDuration(eta).c_str(), tty ? "" : "\n");
     std::fflush(stdout);
   };
-  callbacks.on_checkpoint = [&](const dino::run::CheckpointInfo& c) {
+  callbacks.on_checkpoint = [&](const dino::run::LocalCheckpoint& c) {
     std::printf("%scheckpoint %s (step %ld)\n", tty ? "\r\033[K" : "", c.path.c_str(),
                 static_cast<long>(c.step));
     return absl::OkStatus();

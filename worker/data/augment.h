@@ -1,4 +1,4 @@
-// MultiCropAugmenter: DINO's multi-crop augmentation (/work/shared/DINO.md, "Augmentation"),
+// MultiCropAugmenter: DINO's multi-crop augmentation (docs/dino.md, "Augmentation"),
 // computed for a whole batch at once as tensor ops that run the same on CPU and CUDA.
 //
 // For each view (global 1, global 2, then `num_local` locals) and each sample:

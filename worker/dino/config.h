@@ -2,7 +2,7 @@
 //
 // It is built by the caller (the worker agent converts the proto, tests and benchmarks fill it
 // directly) and passed by const reference; the Trainer keeps its own copy. Defaults are those of
-// the DINO paper and its reference implementation (see ../shared/DINO.md).
+// the DINO paper and its reference implementation (see docs/dino.md).
 //
 // Thread-safety: a plain value type.
 // Failure: Validate() returns INVALID_ARGUMENT naming the first offending field.

@@ -1,5 +1,5 @@
-// Evaluation: embedding with the teacher backbone and the weighted k-NN classifier (DINO.md,
-// "Evaluation"; the reference eval_knn.py).
+// Evaluation: embedding with the teacher backbone and the weighted k-NN classifier
+// (docs/dino.md, "Evaluation"; the reference eval_knn.py).
 //
 // Embed runs the backbone in eval mode under NoGradGuard (and bf16 autocast on CUDA when asked)
 // in batches and returns L2-normalised CLS features on the CPU. WeightedKnnTop1 compares each test

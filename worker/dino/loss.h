@@ -1,6 +1,6 @@
 // DINOLoss: cross-entropy between centred, sharpened teacher outputs and student outputs over all
 // 2·(ncrops−1) (teacher global view i, student view v ≠ i) pairs, plus the center EMA and the
-// collapse statistics (DINO.md, "Loss" and "Monitoring"). The pair sum is regrouped as
+// collapse statistics (docs/dino.md, "Loss" and "Monitoring"). The pair sum is regrouped as
 // (t_0 + t_1)·Σ_v log s_v − Σ_{i<2} t_i·log s_i: the reference's value in 3 passes over [B, K]
 // instead of 2·(ncrops−1) (tests/worker/dino/parity_test.cc checks it against the reference loop).
 //

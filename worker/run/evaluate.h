@@ -1,4 +1,5 @@
-// k-NN evaluation of a teacher backbone on a labelled train/test split (DINO.md, "Evaluation").
+// k-NN evaluation of a teacher backbone on a labelled train/test split (docs/dino.md,
+// "Evaluation").
 //
 // The images go through the evaluation transform of the reference: scale the short side to
 // image_size / 0.875 and centre-crop image_size (skipped when the image already has that size,

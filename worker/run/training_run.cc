@@ -168,7 +168,7 @@ absl::Status TrainingRun::WriteCheckpoint(bool final, const StepResult& last,
   extras.loader_epoch = position.epoch;
   extras.loader_step_in_epoch = position.step;
   extras.loader_state = data::EncodeLoaderState(position, loader_options_, dataset_->size());
-  CheckpointInfo info;
+  LocalCheckpoint info;
   info.step = trainer_->step();
   info.epoch = trainer_->epoch();
   info.final = final;

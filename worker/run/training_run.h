@@ -74,7 +74,10 @@ struct StepReport {
   double data_wait_seconds = 0;  // Time this rank waited for the step's batch.
 };
 
-struct CheckpointInfo {
+// A checkpoint file that rank 0 has just written to its own work dir, before anything is uploaded.
+// Not to be confused with dino.v1.CheckpointInfo, the coordinator's record of a checkpoint it has
+// received, verified and committed.
+struct LocalCheckpoint {
   std::string path;
   int64_t step = 0;  // Steps completed when it was written.
   int64_t epoch = 0;
@@ -98,7 +101,7 @@ struct RunCallbacks {
   // After every step, on every rank (on_progress only every progress_every_steps).
   std::function<void(const StepReport&)> on_step;
   // A failing Status from on_checkpoint stops the run with that Status.
-  std::function<absl::Status(const CheckpointInfo&)> on_checkpoint;
+  std::function<absl::Status(const LocalCheckpoint&)> on_checkpoint;
   std::function<void(const EvalInfo&)> on_eval;
   // Polled before every step; true stops the run at that step boundary (cancel).
   std::function<bool()> should_stop;

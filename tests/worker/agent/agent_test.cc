@@ -129,7 +129,7 @@ TEST_F(AgentTest, AnAbortCancelsTheUploadInFlightAndHeartbeatsGoOn) {
   AgentOptions options;
   const std::string dir = dir_;
   options.runner.train = [dir](TrainRequest request) -> absl::StatusOr<run::RunResult> {
-    run::CheckpointInfo c;
+    run::LocalCheckpoint c;
     c.path = dir + "/ckpt-1";
     c.step = 1;
     EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());

@@ -30,7 +30,7 @@ struct FakeTraining {
 
   // Writes the checkpoint of the current step and hands it to the run's callback.
   void WriteCheckpoint(const TrainRequest& request) {
-    run::CheckpointInfo c;
+    run::LocalCheckpoint c;
     c.path = dir + "/ckpt-" + std::to_string(steps.load());
     c.step = steps.load();
     EXPECT_TRUE(WriteFileAtomically(request.fs, c.path, "weights").ok());

@@ -43,7 +43,7 @@ TEST(AugmentTest, ShapesAndRangesForRgbAndGray) {
       EXPECT_LE(pixels.max().item<double>(), 1 + 1e-5);
     }
   }
-  // The Fashion-MNIST configuration of the issue: 2x28 + 6x12.
+  // The Fashion-MNIST configuration: 2 global crops of 28 and 6 local crops of 12.
   AugmentOptions fm = AugmentOptions::ForResolution(28);
   EXPECT_EQ(fm.global1.size, 28);
   EXPECT_EQ(fm.local.size, 12);

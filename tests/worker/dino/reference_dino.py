@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Test-only Python reference of DINO, written from ../shared/DINO.md and the published
+"""Test-only Python reference of DINO, written from docs/dino.md and the published
 implementation's structure (vision_transformer.py, main_dino.py, utils.py).
 
 Run by the C++ parity tests under /usr/bin/python3 (Debian's torch 1.13):
@@ -266,7 +266,7 @@ def case_forward(d):
 
 
 def collapse_statistics(student_output, teacher_output, center, ncrops, student_temp, teacher_temp):
-    """DINO.md "Monitoring": written directly from the definitions, not via the loss."""
+    """docs/dino.md, "Monitoring": written directly from the definitions, not via the loss."""
     t = F.softmax((teacher_output - center) / teacher_temp, dim=-1)
     log_t = F.log_softmax((teacher_output - center) / teacher_temp, dim=-1)
     entropy = -(t * log_t).sum(-1).mean()

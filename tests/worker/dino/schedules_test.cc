@@ -1,4 +1,4 @@
-// Schedules against hand-computed values (DINO.md, "Optimisation" and "Loss"), and the config.
+// Schedules against hand-computed values (docs/dino.md, "Optimisation" and "Loss"), and the config.
 #include "worker/dino/schedules.h"
 
 #include <gmock/gmock.h>
@@ -56,7 +56,7 @@ TEST(SchedulesTest, TeacherMomentumCosineToOne) {
   EXPECT_NEAR(TeacherMomentum(0.996, 99, 100), 0.9999990131207315, 1e-15);
 }
 
-// The defaults of DINO.md on 4 ranks x 64 = 256 images: lr 0.0005 after 10 warm-up epochs.
+// The defaults of docs/dino.md on 4 ranks x 64 = 256 images: lr 0.0005 after 10 warm-up epochs.
 TEST(SchedulesTest, SchedulesAtUsesTheGlobalBatchAndEpochs) {
   TrainConfig c;
   c.world_size = 4;
