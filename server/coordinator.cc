@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/job_spec.h"
 
 namespace dino::server {
@@ -20,14 +21,6 @@ using dino::v1::JobEvent;
 using dino::v1::JobState;
 
 namespace {
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts.set_seconds(micros / 1000000);
-  ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-  return ts;
-}
 
 int64_t SeqOf(const std::string& id) {
   int64_t seq = 0;
@@ -65,7 +58,9 @@ Coordinator::Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* c
       options_(options),
       metrics_(metrics) {}
 
-google::protobuf::Timestamp Coordinator::NowProto() const { return ToProto(clock_->Now()); }
+google::protobuf::Timestamp Coordinator::NowProto() const {
+  return ToMicrosTimestampProto(clock_->Now());
+}
 
 absl::Status Coordinator::Recover() {
   DINO_RETURN_IF_ERROR(checkpoints_->Recover());

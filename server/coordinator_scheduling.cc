@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/coordinator.h"
 #include "server/scheduler.h"
 
@@ -20,14 +21,6 @@ using dino::v1::Job;
 using dino::v1::JobEvent;
 using dino::v1::JobState;
 
-namespace {
-
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-}  // namespace
-
 absl::Status Coordinator::CheckGangCanFormLocked(const dino::v1::JobSpec& spec) {
   const dino::v1::DeviceKind kind = spec.resources().device();
   int64_t registered = 0;
@@ -37,7 +30,7 @@ absl::Status Coordinator::CheckGangCanFormLocked(const dino::v1::JobSpec& spec) 
       continue;
     }
     ++registered;
-    oldest = std::min(oldest, FromProto(worker.info.register_time()));
+    oldest = std::min(oldest, FromTimestampProto(worker.info.register_time()));
   }
   // A fleet still coming up (its first worker registered less than a liveness timeout ago) may
   // be about to grow: the job is accepted and waits, without holding workers (ScheduleLocked).
@@ -68,7 +61,7 @@ void Coordinator::ScheduleLocked() {
     PendingJob pending;
     pending.job_id = id;
     pending.priority = entry.job.spec().priority();
-    pending.submit_time = FromProto(entry.job.submit_time());
+    pending.submit_time = FromTimestampProto(entry.job.submit_time());
     pending.world_size = entry.job.spec().resources().world_size();
     pending.device = entry.job.spec().resources().device();
     // A hold that lasted max_reservation_hold ends here, and the job stays off for as long again.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -17,14 +18,6 @@ using dino::v1::Job;
 using dino::v1::JobEvent;
 
 namespace {
-
-google::protobuf::Duration ToDurationProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out.set_seconds(nanos / 1000000000);
-  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return out;
-}
 
 absl::StatusOr<dino::v1::DeviceKind> ParseDevice(const std::string& device) {
   if (device == "cpu") return dino::v1::DEVICE_KIND_CPU;
@@ -410,9 +403,7 @@ std::vector<dino::v1::WorkerInfo> Coordinator::ListWorkers(bool include_dead) {
   std::vector<dino::v1::WorkerInfo> out;
   for (const WorkerEntry* worker : entries) {
     out.push_back(worker->info);
-    const int64_t micros = absl::ToUnixMicros(worker->last_seen);
-    out.back().mutable_last_heartbeat()->set_seconds(micros / 1000000);
-    out.back().mutable_last_heartbeat()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+    *out.back().mutable_last_heartbeat() = ToMicrosTimestampProto(worker->last_seen);
   }
   return out;
 }
