@@ -73,7 +73,8 @@ bool WatchView::terminal() const {
 std::string WatchView::Eta(const dino::v1::StepStats& stats) {
   if (!first_progress_.has_value() || stats.total_steps() <= 0) return "-";
   int64_t steps = stats.step() - first_progress_->step();
-  absl::Duration elapsed = FromTimestampProto(stats.time()) - FromTimestampProto(first_progress_->time());
+  absl::Duration elapsed =
+      FromTimestampProto(stats.time()) - FromTimestampProto(first_progress_->time());
   if (steps <= 0 || elapsed <= absl::ZeroDuration()) return "-";
   int64_t remaining = std::max<int64_t>(0, stats.total_steps() - stats.step() - 1);
   return CompactDuration(elapsed * (static_cast<double>(remaining) / steps));

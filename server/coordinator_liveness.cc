@@ -60,11 +60,10 @@ void Coordinator::ReconcileRunningJobsLocked() {
     std::string missing;
     for (const auto& rank : attempt.ranks()) {
       const WorkerEntry* worker = workers_.Find(rank.worker_id());
-      const bool busy_here = worker != nullptr &&
-                             worker->info.state() == dino::v1::WORKER_STATE_BUSY &&
-                             worker->info.job_id() == id &&
-                             worker->info.attempt() == attempt.number() &&
-                             worker->info.rank() == rank.rank();
+      const bool busy_here =
+          worker != nullptr && worker->info.state() == dino::v1::WORKER_STATE_BUSY &&
+          worker->info.job_id() == id && worker->info.attempt() == attempt.number() &&
+          worker->info.rank() == rank.rank();
       if (!busy_here) {
         missing = absl::StrCat("worker ", rank.worker_id(), " (rank ", rank.rank(), ")");
         break;

@@ -157,8 +157,7 @@ void WorkerRegistry::ForgetDead(absl::Duration retention) {
   const absl::Time now = clock_->Now();
   for (auto it = workers_.begin(); it != workers_.end();) {
     const Worker& worker = it->second;
-    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD &&
-        now - worker.last_seen > retention) {
+    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD && now - worker.last_seen > retention) {
       it = workers_.erase(it);
     } else {
       ++it;

@@ -81,7 +81,9 @@ class ConnectReactor final
     StartRead(&incoming_);
   }
 
-  void OnCancel() override { EndAfterQueued(absl::CancelledError("the worker stream was cancelled")); }
+  void OnCancel() override {
+    EndAfterQueued(absl::CancelledError("the worker stream was cancelled"));
+  }
 
  private:
   static Options QueueOptions() {

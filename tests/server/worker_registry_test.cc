@@ -73,9 +73,9 @@ TEST_F(WorkerRegistryTest, CheckRegistrationNamesTheMalformedField) {
   request = Request("cuda:1");
   EXPECT_EQ(*WorkerRegistry::CheckRegistration(request), dino::v1::DEVICE_KIND_CUDA);
   request.clear_rendezvous_address();
-  EXPECT_NE(WorkerRegistry::CheckRegistration(request).status().message().find(
-                "rendezvous_address"),
-            std::string::npos);
+  EXPECT_NE(
+      WorkerRegistry::CheckRegistration(request).status().message().find("rendezvous_address"),
+      std::string::npos);
   request = Request();
   request.set_threads(-1);
   EXPECT_NE(WorkerRegistry::CheckRegistration(request).status().message().find("threads"),

@@ -107,8 +107,7 @@ bool Agent::RegisterOnce() {
   worker_id_ = response->worker_id();
   if (response->has_heartbeat_interval()) {
     heartbeat_interval_ = absl::Milliseconds(std::max<int64_t>(
-        50,
-        absl::ToInt64Milliseconds(FromDurationProto(response->heartbeat_interval()))));
+        50, absl::ToInt64Milliseconds(FromDurationProto(response->heartbeat_interval()))));
   }
   if (request.has_running() && !response->keep_running() && runner_ != nullptr) {
     runner_->Abort("the coordinator no longer runs this attempt");
