@@ -14,7 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/dino/time_util.h"
 
 namespace dino::client {
 namespace {
@@ -54,15 +54,11 @@ void EmitYaml(YAML::Emitter& emitter, const YAML::Node& node) {
   }
 }
 
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
 bool IsSet(const google::protobuf::Timestamp& t) { return t.seconds() != 0 || t.nanos() != 0; }
 
 std::string FormatTime(const google::protobuf::Timestamp& t) {
   if (!IsSet(t)) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", ToTime(t), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", FromTimestampProto(t), absl::UTCTimeZone());
 }
 
 std::string EnumSuffix(const std::string& name, absl::string_view prefix) {
@@ -98,7 +94,7 @@ std::string JsonToYaml(const std::string& json) {
 
 std::string FormatAge(const google::protobuf::Timestamp& time, absl::Time now) {
   if (!IsSet(time)) return "-";
-  int64_t s = std::max<int64_t>(0, absl::ToInt64Seconds(now - ToTime(time)));
+  int64_t s = std::max<int64_t>(0, absl::ToInt64Seconds(now - FromTimestampProto(time)));
   if (s < 120) return absl::StrCat(s, "s");
   if (s < 2 * 3600) return absl::StrCat(s / 60, "m");
   if (s < 2 * 86400) return absl::StrCat(s / 3600, "h");

@@ -6,15 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/output.h"
+#include "proto/dino/time_util.h"
 
 namespace dino::client {
 namespace {
 
 constexpr int kBarWidth = 20;
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 std::string Suffix(const std::string& name, absl::string_view prefix) {
   return absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name;
@@ -76,7 +73,8 @@ bool WatchView::terminal() const {
 std::string WatchView::Eta(const dino::v1::StepStats& stats) {
   if (!first_progress_.has_value() || stats.total_steps() <= 0) return "-";
   int64_t steps = stats.step() - first_progress_->step();
-  absl::Duration elapsed = ToTime(stats.time()) - ToTime(first_progress_->time());
+  absl::Duration elapsed =
+      FromTimestampProto(stats.time()) - FromTimestampProto(first_progress_->time());
   if (steps <= 0 || elapsed <= absl::ZeroDuration()) return "-";
   int64_t remaining = std::max<int64_t>(0, stats.total_steps() - stats.step() - 1);
   return CompactDuration(elapsed * (static_cast<double>(remaining) / steps));

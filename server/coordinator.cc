@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/job_spec.h"
 
 namespace dino::server {
@@ -20,14 +21,6 @@ using dino::v1::JobEvent;
 using dino::v1::JobState;
 
 namespace {
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts.set_seconds(micros / 1000000);
-  ts.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-  return ts;
-}
 
 int64_t SeqOf(const std::string& id) {
   int64_t seq = 0;
@@ -63,9 +56,13 @@ Coordinator::Coordinator(Store* store, CheckpointRegistry* checkpoints, Clock* c
       checkpoints_(checkpoints),
       clock_(clock),
       options_(options),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      workers_(store, clock),
+      watches_(store) {}
 
-google::protobuf::Timestamp Coordinator::NowProto() const { return ToProto(clock_->Now()); }
+google::protobuf::Timestamp Coordinator::NowProto() const {
+  return ToMicrosTimestampProto(clock_->Now());
+}
 
 absl::Status Coordinator::Recover() {
   DINO_RETURN_IF_ERROR(checkpoints_->Recover());
@@ -84,23 +81,14 @@ absl::Status Coordinator::Recover() {
     const std::string id = entry.job.id();
     jobs_.emplace(id, std::move(entry));
   }
-  for (dino::v1::WorkerInfo& info : workers) {
-    if (info.state() == dino::v1::WORKER_STATE_DEAD) continue;
-    WorkerEntry entry;
-    entry.seq = SeqOf(info.id());
-    entry.last_seen = now;  // One liveness timeout to reconnect.
-    entry.info = std::move(info);
-    const std::string id = entry.info.id();
-    workers_.emplace(id, std::move(entry));
-  }
+  workers_.Restore(std::move(workers));  // Each has one liveness timeout to reconnect.
   // A worker recorded as busy in an attempt that is no longer running is idle.
-  for (auto& [id, worker] : workers_) {
-    if (worker.info.state() != dino::v1::WORKER_STATE_BUSY) continue;
-    auto it = jobs_.find(worker.info.job_id());
+  for (WorkerEntry* worker : workers_.InState(dino::v1::WORKER_STATE_BUSY)) {
+    auto it = jobs_.find(worker->info.job_id());
     const bool current = it != jobs_.end() &&
                          it->second.job.state() == dino::v1::JOB_STATE_RUNNING &&
-                         it->second.job.attempts_size() == worker.info.attempt();
-    if (!current) SetWorkerIdleLocked(worker);
+                         it->second.job.attempts_size() == worker->info.attempt();
+    if (!current) workers_.SetIdle(*worker);
   }
   ReconcileRunningJobsLocked();
   DINO_LOG(INFO) << "recovered " << jobs_.size() << " jobs and " << workers_.size() << " workers";
@@ -145,40 +133,15 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
   also.workers = std::move(effects.workers);
   also.checkpoint = std::move(effects.checkpoint);
   DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events, also));
-  for (dino::v1::WorkerInfo& info : also.workers) {
-    auto worker = workers_.find(info.id());
-    if (worker != workers_.end()) worker->second.info = std::move(info);
-  }
+  for (dino::v1::WorkerInfo& info : also.workers) workers_.Replace(std::move(info));
   if (queued && !was_queued) entry.queued_since = clock_->Now();
   if (updated.state() == dino::v1::JOB_STATE_RUNNING &&
       updated.attempts_size() != entry.job.attempts_size()) {
     entry.progress_since = clock_->Now();
   }
   entry.job = std::move(updated);
-  const bool terminal = IsTerminal(entry.job.state());
-  for (auto it = watchers_.begin(); it != watchers_.end();) {
-    Watcher& watcher = it->second;
-    if (watcher.job_id != entry.job.id()) {
-      ++it;
-      continue;
-    }
-    for (const JobEvent& event : events) {
-      if (watcher.skip_progress && event.has_progress()) continue;
-      watcher.sink->OnEvent(event);
-    }
-    if (terminal) {
-      watcher.sink->OnEnd(absl::OkStatus());
-      it = watchers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& [worker_id, message] : effects.messages) {
-    auto worker = workers_.find(worker_id);
-    if (worker != workers_.end() && worker->second.channel != nullptr) {
-      worker->second.channel->Send(message);
-    }
-  }
+  watches_.Publish(entry.job.id(), events, IsTerminal(entry.job.state()));
+  for (const auto& [worker_id, message] : effects.messages) workers_.Send(worker_id, message);
   UpdateGaugesLocked();
   return absl::OkStatus();
 }
@@ -294,9 +257,9 @@ void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
   attempt->set_failure_reason(reason);
   attempt->set_failure_message(message);
   for (const auto& rank : attempt->ranks()) {
-    auto it = workers_.find(rank.worker_id());
-    if (it == workers_.end()) continue;
-    WorkerEntry& worker = it->second;
+    const WorkerEntry* found = workers_.Find(rank.worker_id());
+    if (found == nullptr) continue;
+    const WorkerEntry& worker = *found;
     const bool in_attempt = worker.info.job_id() == job.id() &&
                             worker.info.attempt() == attempt->number() &&
                             worker.info.state() == dino::v1::WORKER_STATE_BUSY;

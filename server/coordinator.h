@@ -12,11 +12,16 @@
 // tests) declares silent workers dead and schedules, so liveness is tested with SimulatedClock
 // and no sleeping.
 //
+// The worker table is a WorkerRegistry (worker_registry.h) and the live watches a WatchHub
+// (watch_hub.h); the Coordinator decides what workers and events mean for jobs and keeps those two
+// in step with the jobs under its one mutex.
+//
 // Ownership: borrows the Store, the CheckpointRegistry, the Clock and the metrics (may be null);
 // all must outlive it. WorkerChannel and EventSink objects are shared with / borrowed from the
-// stream reactors (see their comments).
-// Thread-safety: every public method is thread-safe (one mutex). Channel and sink callbacks are
-// invoked with that mutex held, so they must only queue work and never call back in.
+// stream reactors (see worker_channel.h and event_sink.h).
+// Thread-safety: every public method is thread-safe (one mutex, which also guards the
+// WorkerRegistry and the WatchHub). Channel and sink callbacks are invoked with that mutex held,
+// so they must only queue work and never call back in.
 // Failure: NOT_FOUND for unknown jobs, workers and checkpoints; INVALID_ARGUMENT for bad specs and
 // requests (naming the field); FAILED_PRECONDITION for a report about an attempt that is no longer
 // current; PERMISSION_DENIED for a caller acting on a job or a worker that is not its own;
@@ -42,7 +47,11 @@
 #include "server/checkpoint_registry.h"
 #include "server/collapse_detector.h"
 #include "server/coordinator_metrics.h"
+#include "server/event_sink.h"
 #include "server/store.h"
+#include "server/watch_hub.h"
+#include "server/worker_channel.h"
+#include "server/worker_registry.h"
 
 namespace dino::server {
 
@@ -62,27 +71,6 @@ struct CoordinatorOptions {
   // starve it) for at most this long (--max-reservation-hold). Then it lets them go for as long
   // again, so that smaller jobs run, before it may hold them anew.
   absl::Duration max_reservation_hold = absl::Minutes(10);
-};
-
-// The push side of one worker's Connect stream. Called with the coordinator's mutex held: must
-// queue and return, never block or call into the Coordinator.
-class WorkerChannel {
- public:
-  virtual ~WorkerChannel() = default;
-  virtual void Send(const dino::v1::CoordinatorMessage& message) = 0;
-  // Ends the stream with `status` after the queued messages.
-  virtual void Close(const absl::Status& status) = 0;
-};
-
-// Receives a job's events for WatchJob. Same calling rules as WorkerChannel. After OnEnd no more
-// calls come, and the sink may be destroyed once Unwatch has returned (or right away when Watch
-// returned token 0).
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  virtual void OnEvent(const dino::v1::JobEvent& event) = 0;
-  // OK after the event that made the job terminal; UNAVAILABLE on shutdown.
-  virtual void OnEnd(const absl::Status& status) = 0;
 };
 
 // Who asks for a job-level change, as authenticated (server/auth_interceptor.h). Without auth
@@ -202,20 +190,7 @@ class Coordinator {
     std::optional<StoredCheckpoint> checkpoint;  // A checkpoint row to insert.
     std::vector<std::pair<std::string, dino::v1::CoordinatorMessage>> messages;  // worker id, msg
   };
-  struct WorkerEntry {
-    dino::v1::WorkerInfo info;
-    int64_t seq = 0;  // Registration order: ranks follow it.
-    absl::Time last_seen;
-    std::shared_ptr<WorkerChannel> channel;
-    // Sent Leaving (or reported PREEMPTED): never scheduled again. In memory only: a worker that
-    // is still leaving after a coordinator restart says so again on its next stream.
-    bool leaving = false;
-  };
-  struct Watcher {
-    std::string job_id;
-    bool skip_progress = false;
-    EventSink* sink = nullptr;
-  };
+  using WorkerEntry = WorkerRegistry::Worker;
 
   // Writes `updated`, `events` (indices assigned here) and `effects` to the store in one
   // transaction, then makes them current, delivers the events and sends the effects' messages. On
@@ -261,16 +236,6 @@ class Coordinator {
   // Tick's progress deadline: fails with FAILURE_REASON_STALLED each RUNNING attempt that reported
   // no new step for its spec's progress_timeout_seconds.
   void FailStalledAttemptsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetWorkerIdleLocked(WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The registered, not dead worker `worker_id`, or NOT_FOUND telling it to register again.
-  absl::StatusOr<WorkerEntry*> LiveWorkerLocked(const std::string& worker_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SaveWorkerLocked(const WorkerEntry& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // PERMISSION_DENIED when `worker_id` is registered and bound to a credential other than
-  // `credential`; OK otherwise (an unknown worker is for the caller's other checks to refuse).
-  absl::Status CheckWorkerCredentialLocked(const std::string& worker_id,
-                                           const std::string& credential)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job whose current, running attempt `attempt` includes `worker_id`, or FAILED_PRECONDITION.
   absl::StatusOr<JobEntry*> CurrentAttemptLocked(const std::string& job_id, int32_t attempt,
                                                  const std::string& worker_id)
@@ -297,9 +262,8 @@ class Coordinator {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> jobs_by_request_id_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, WorkerEntry> workers_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
-  int64_t next_watch_token_ ABSL_GUARDED_BY(mu_) = 1;
+  WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
+  WatchHub watches_ ABSL_GUARDED_BY(mu_);
   // Job ids are allocated here rather than from a Store sequence: a job is persisted with its id
   // in one transaction, so the largest stored id bounds every id ever handed out, and SubmitJob
   // costs one fsync instead of two.

@@ -22,7 +22,7 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginCheckpointUp
   {
     absl::MutexLock lock(&mu_);
     if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
-    DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(header.worker_id(), credential));
+    DINO_RETURN_IF_ERROR(workers_.CheckCredential(header.worker_id(), credential));
     DINO_RETURN_IF_ERROR(
         CurrentAttemptLocked(header.job_id(), header.attempt(), header.worker_id()).status());
   }

@@ -16,20 +16,12 @@ void Coordinator::Tick() {
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return;
   const absl::Time now = clock_->Now();
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    WorkerEntry& worker = it->second;
-    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD) {
-      if (now - worker.last_seen > options_.dead_worker_retention) {
-        it = workers_.erase(it);
-        continue;
-      }
-    } else if (now - worker.last_seen > options_.worker_timeout) {
-      // On an error the worker stays as it was, and the next tick tries again.
-      MarkDeadLocked(worker,
-                     absl::StrCat("silent for ", absl::FormatDuration(now - worker.last_seen)))
-          .IgnoreError();
-    }
-    ++it;
+  workers_.ForgetDead(options_.dead_worker_retention);
+  for (WorkerEntry* worker : workers_.Silent(options_.worker_timeout)) {
+    // On an error the worker stays as it was, and the next tick tries again.
+    MarkDeadLocked(*worker,
+                   absl::StrCat("silent for ", absl::FormatDuration(now - worker->last_seen)))
+        .IgnoreError();
   }
   FailStalledAttemptsLocked(now);
   ScheduleLocked();
@@ -67,12 +59,11 @@ void Coordinator::ReconcileRunningJobsLocked() {
     const dino::v1::Attempt& attempt = entry.job.attempts(entry.job.attempts_size() - 1);
     std::string missing;
     for (const auto& rank : attempt.ranks()) {
-      auto it = workers_.find(rank.worker_id());
-      const bool busy_here = it != workers_.end() &&
-                             it->second.info.state() == dino::v1::WORKER_STATE_BUSY &&
-                             it->second.info.job_id() == id &&
-                             it->second.info.attempt() == attempt.number() &&
-                             it->second.info.rank() == rank.rank();
+      const WorkerEntry* worker = workers_.Find(rank.worker_id());
+      const bool busy_here =
+          worker != nullptr && worker->info.state() == dino::v1::WORKER_STATE_BUSY &&
+          worker->info.job_id() == id && worker->info.attempt() == attempt.number() &&
+          worker->info.rank() == rank.rank();
       if (!busy_here) {
         missing = absl::StrCat("worker ", rank.worker_id(), " (rank ", rank.rank(), ")");
         break;
@@ -103,9 +94,9 @@ bool Coordinator::AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) {
   if (job.attempts_size() == 0) return false;
   const dino::v1::Attempt& attempt = job.attempts(job.attempts_size() - 1);
   for (const auto& rank : attempt.ranks()) {
-    auto it = workers_.find(rank.worker_id());
-    if (it != workers_.end() && it->second.leaving && it->second.info.job_id() == job.id() &&
-        it->second.info.attempt() == attempt.number()) {
+    const WorkerEntry* worker = workers_.Find(rank.worker_id());
+    if (worker != nullptr && worker->leaving && worker->info.job_id() == job.id() &&
+        worker->info.attempt() == attempt.number()) {
       return true;
     }
   }
@@ -114,9 +105,9 @@ bool Coordinator::AttemptHasLeavingWorkerLocked(const dino::v1::Job& job) {
 
 absl::Status Coordinator::WorkerLeaving(const std::string& worker_id, const std::string& reason) {
   absl::MutexLock lock(&mu_);
-  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, workers_.FindLive(worker_id));
   WorkerEntry& worker = *found;
-  worker.last_seen = clock_->Now();
+  workers_.Touch(worker);
   if (worker.leaving) return absl::OkStatus();
   worker.leaving = true;
   DINO_LOG(INFO) << "worker " << worker_id << " (" << worker.info.name() << ") is leaving"
@@ -133,12 +124,8 @@ void Coordinator::Shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   const absl::Status status = absl::UnavailableError("the coordinator is shutting down");
-  for (auto& [id, worker] : workers_) {
-    if (worker.channel != nullptr) worker.channel->Close(status);
-    worker.channel = nullptr;
-  }
-  for (auto& [token, watcher] : watchers_) watcher.sink->OnEnd(status);
-  watchers_.clear();
+  workers_.CloseAll(status);
+  watches_.EndAll(status);
 }
 
 void Coordinator::UpdateGaugesLocked() {
@@ -153,16 +140,16 @@ void Coordinator::UpdateGaugesLocked() {
     metrics_->jobs->WithLabels({state})->Set(count);
   }
   std::map<std::string, int> workers_by_state = {{"IDLE", 0}, {"BUSY", 0}, {"LOST", 0}};
-  for (const auto& [id, worker] : workers_) {
-    switch (worker.info.state()) {
+  for (const auto& [state, count] : workers_.CountByState()) {
+    switch (state) {
       case dino::v1::WORKER_STATE_IDLE:
-        ++workers_by_state["IDLE"];
+        workers_by_state["IDLE"] += count;
         break;
       case dino::v1::WORKER_STATE_BUSY:
-        ++workers_by_state["BUSY"];
+        workers_by_state["BUSY"] += count;
         break;
       default:
-        ++workers_by_state["LOST"];
+        workers_by_state["LOST"] += count;
         break;
     }
   }

@@ -5,7 +5,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "common/watch_resume.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -116,38 +115,15 @@ absl::StatusOr<int64_t> Coordinator::Watch(const std::string& job_id, int64_t af
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(job_id));
-  const int64_t page = std::max<int64_t>(0, max_backlog);  // 0: all at once.
-  int64_t cursor = after_index;
-  int64_t sent = 0;
-  while (true) {
-    DINO_ASSIGN_OR_RETURN(std::vector<JobEvent> backlog, store_->ListEvents(job_id, cursor, page));
-    for (const JobEvent& event : backlog) {
-      cursor = event.index();
-      if (skip_progress && event.has_progress()) continue;
-      if (page > 0 && sent == page) {
-        sink->OnEnd(WatchResumeError(
-            absl::StrCat("more than ", page,
-                         " events to replay (--max-watch-lag-events); resume with "
-                         "after_index = the last index received")));
-        return 0;
-      }
-      sink->OnEvent(event);
-      ++sent;
-    }
-    if (page == 0 || static_cast<int64_t>(backlog.size()) < page) break;
-  }
-  if (IsTerminal(entry->job.state())) {
-    sink->OnEnd(absl::OkStatus());
-    return 0;
-  }
-  const int64_t token = next_watch_token_++;
-  watchers_[token] = Watcher{job_id, skip_progress, sink};
-  return token;
+  // The lock is held throughout: no event of the job is committed between the replay and the
+  // registration, so the watcher misses none and sees none twice.
+  return watches_.Watch(job_id, after_index, skip_progress, sink, max_backlog,
+                        IsTerminal(entry->job.state()));
 }
 
 void Coordinator::Unwatch(int64_t token) {
   absl::MutexLock lock(&mu_);
-  watchers_.erase(token);
+  watches_.Remove(token);
 }
 
 absl::StatusOr<dino::v1::GetJobMetricsResponse> Coordinator::GetJobMetrics(

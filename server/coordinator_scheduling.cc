@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/coordinator.h"
 #include "server/scheduler.h"
 
@@ -20,25 +21,11 @@ using dino::v1::Job;
 using dino::v1::JobEvent;
 using dino::v1::JobState;
 
-namespace {
-
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-}  // namespace
-
 absl::Status Coordinator::CheckGangCanFormLocked(const dino::v1::JobSpec& spec) {
   const dino::v1::DeviceKind kind = spec.resources().device();
-  int64_t registered = 0;
-  absl::Time oldest = absl::InfiniteFuture();
-  for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() == dino::v1::WORKER_STATE_DEAD || worker.info.device_kind() != kind) {
-      continue;
-    }
-    ++registered;
-    oldest = std::min(oldest, FromProto(worker.info.register_time()));
-  }
+  const WorkerRegistry::Fleet fleet = workers_.FleetOf(kind);
+  const int64_t registered = fleet.registered;
+  const absl::Time oldest = fleet.oldest_registration;
   // A fleet still coming up (its first worker registered less than a liveness timeout ago) may
   // be about to grow: the job is accepted and waits, without holding workers (ScheduleLocked).
   const bool settled = registered > 0 && clock_->Now() - oldest >= options_.worker_timeout;
@@ -54,10 +41,7 @@ absl::Status Coordinator::CheckGangCanFormLocked(const dino::v1::JobSpec& spec) 
 void Coordinator::ScheduleLocked() {
   if (shutting_down_) return;
   const absl::Time now = clock_->Now();
-  RegisteredWorkers registered;
-  for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() != dino::v1::WORKER_STATE_DEAD) ++registered[worker.info.device_kind()];
-  }
+  const RegisteredWorkers registered = workers_.LiveByDevice();
   std::vector<PendingJob> queue;
   for (auto& [id, entry] : jobs_) {
     const JobState state = entry.job.state();
@@ -68,7 +52,7 @@ void Coordinator::ScheduleLocked() {
     PendingJob pending;
     pending.job_id = id;
     pending.priority = entry.job.spec().priority();
-    pending.submit_time = FromProto(entry.job.submit_time());
+    pending.submit_time = FromTimestampProto(entry.job.submit_time());
     pending.world_size = entry.job.spec().resources().world_size();
     pending.device = entry.job.spec().resources().device();
     // A hold that lasted max_reservation_hold ends here, and the job stays off for as long again.
@@ -88,19 +72,7 @@ void Coordinator::ScheduleLocked() {
   }
   if (metrics_ != nullptr) metrics_->queue_length->Set(static_cast<double>(queue.size()));
   if (queue.empty()) return;
-  std::vector<const WorkerEntry*> idle_entries;
-  for (const auto& [id, worker] : workers_) {
-    if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr &&
-        !worker.leaving) {
-      idle_entries.push_back(&worker);
-    }
-  }
-  std::sort(idle_entries.begin(), idle_entries.end(),
-            [](const WorkerEntry* a, const WorkerEntry* b) { return a->seq < b->seq; });
-  std::vector<IdleWorker> idle;
-  for (const WorkerEntry* worker : idle_entries) {
-    idle.push_back(IdleWorker{worker->info.id(), worker->info.device_kind()});
-  }
+  const std::vector<IdleWorker> idle = workers_.Schedulable();
   std::map<std::string, PendingJob> pending_by_id;
   for (const PendingJob& pending : queue) pending_by_id.emplace(pending.job_id, pending);
   SchedulePlan plan = PlanGangs(std::move(queue), idle);
@@ -146,7 +118,7 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
     return resume.status();
   }
   for (size_t rank = 0; rank < worker_ids.size(); ++rank) {
-    const WorkerEntry& worker = workers_.at(worker_ids[rank]);
+    const WorkerEntry& worker = *workers_.Find(worker_ids[rank]);  // Placed: known and idle.
     auto* r = attempt->add_ranks();
     r->set_rank(static_cast<int32_t>(rank));
     r->set_worker_id(worker.info.id());
@@ -167,7 +139,7 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
   // workers stored idle (nor workers busy in an attempt that was never stored).
   Effects effects;
   for (const auto& rank : attempt->ranks()) {
-    dino::v1::WorkerInfo busy = workers_.at(rank.worker_id()).info;
+    dino::v1::WorkerInfo busy = workers_.Find(rank.worker_id())->info;
     busy.set_state(dino::v1::WORKER_STATE_BUSY);
     busy.set_job_id(updated.id());
     busy.set_attempt(attempt->number());
@@ -182,11 +154,8 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& entry,
   }
   const Attempt& started = entry.job.attempts(entry.job.attempts_size() - 1);
   for (const auto& rank : started.ranks()) {
-    WorkerEntry& worker = workers_.at(rank.worker_id());
-    if (worker.channel != nullptr) {
-      worker.channel->Send(
-          AssignmentLocked(entry.job, rank.rank(), resume.ok() ? &resume->info : nullptr));
-    }
+    workers_.Send(rank.worker_id(),
+                  AssignmentLocked(entry.job, rank.rank(), resume.ok() ? &resume->info : nullptr));
   }
   DINO_LOG(INFO) << "job " << entry.job.id() << ": " << message;
   UpdateGaugesLocked();

@@ -46,12 +46,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     server->auth_tokens_ = std::make_unique<TokenTable>(*options.auth_tokens);
     server->auth_calls_ = std::make_unique<AuthCalls>();
   }
-  server->job_service_ =
-      std::make_unique<JobServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
-  server->worker_service_ =
-      std::make_unique<WorkerServiceImpl>(server->coordinator_.get(), server->auth_calls_.get());
-  server->job_service_->SetLimits(options.limits);
-  server->worker_service_->SetLimits(options.limits);
+  server->job_service_ = std::make_unique<JobServiceImpl>(
+      server->coordinator_.get(), options.limits, server->auth_calls_.get());
+  server->worker_service_ = std::make_unique<WorkerServiceImpl>(
+      server->coordinator_.get(), options.limits, server->auth_calls_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

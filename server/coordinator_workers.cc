@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/coordinator.h"
 
 namespace dino::server {
@@ -15,45 +14,6 @@ namespace dino::server {
 using dino::v1::CoordinatorMessage;
 using dino::v1::Job;
 using dino::v1::JobEvent;
-
-namespace {
-
-google::protobuf::Duration ToDurationProto(absl::Duration d) {
-  google::protobuf::Duration out;
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out.set_seconds(nanos / 1000000000);
-  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return out;
-}
-
-absl::StatusOr<dino::v1::DeviceKind> ParseDevice(const std::string& device) {
-  if (device == "cpu") return dino::v1::DEVICE_KIND_CPU;
-  int index = 0;
-  if (device == "cuda" || (absl::StartsWith(device, "cuda:") &&
-                           absl::SimpleAtoi(device.substr(5), &index) && index >= 0)) {
-    return dino::v1::DEVICE_KIND_CUDA;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("device must be \"cpu\" or \"cuda:N\", got \"", device, "\""));
-}
-
-}  // namespace
-
-void Coordinator::SaveWorkerLocked(const WorkerEntry& worker) {
-  absl::Status status = store_->SaveWorker(worker.info);
-  if (!status.ok()) {
-    DINO_LOG(ERROR) << "could not save worker " << worker.info.id() << ": " << status;
-  }
-}
-
-void Coordinator::SetWorkerIdleLocked(WorkerEntry& worker) {
-  if (worker.info.state() == dino::v1::WORKER_STATE_DEAD) return;
-  worker.info.set_state(dino::v1::WORKER_STATE_IDLE);
-  worker.info.clear_job_id();
-  worker.info.clear_attempt();
-  worker.info.clear_rank();
-  SaveWorkerLocked(worker);
-}
 
 absl::Status Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string& why) {
   const std::string job_id = worker.info.job_id();
@@ -75,73 +35,18 @@ absl::Status Coordinator::MarkDeadLocked(WorkerEntry& worker, const std::string&
       }
     }
   }
-  DINO_LOG(WARNING) << "worker " << worker.info.id() << " (" << worker.info.name()
-                    << ") is dead: " << why;
-  worker.info.set_state(dino::v1::WORKER_STATE_DEAD);
-  worker.info.clear_job_id();
-  worker.info.clear_attempt();
-  worker.info.clear_rank();
-  if (worker.channel != nullptr) {
-    worker.channel->Close(absl::NotFoundError(
-        absl::StrCat("worker ", worker.info.id(), " was declared dead; register again")));
-    worker.channel = nullptr;
-  }
-  SaveWorkerLocked(worker);
+  workers_.SetDead(worker, why);
   UpdateGaugesLocked();
   return absl::OkStatus();
 }
 
-absl::Status Coordinator::CheckWorkerCredentialLocked(const std::string& worker_id,
-                                                      const std::string& credential) {
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end()) return absl::OkStatus();
-  const std::string& owner = it->second.info.registered_by();
-  if (owner.empty() || owner == credential) return absl::OkStatus();
-  DINO_LOG(WARNING) << "\"" << credential << "\" tried to act as worker " << worker_id
-                    << ", which \"" << owner << "\" registered";
-  return absl::PermissionDeniedError(absl::StrCat("worker ", worker_id,
-                                                  " was registered by another credential; \"",
-                                                  credential, "\" may not act as it"));
-}
-
 absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
     const dino::v1::RegisterRequest& request, const std::string& credential) {
-  DINO_ASSIGN_OR_RETURN(dino::v1::DeviceKind kind, ParseDevice(request.device()));
-  if (request.rendezvous_address().empty()) {
-    return absl::InvalidArgumentError("rendezvous_address must be set (host:port)");
-  }
-  if (request.threads() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("threads must be >= 0, got ", request.threads()));
-  }
+  DINO_ASSIGN_OR_RETURN(dino::v1::DeviceKind kind, WorkerRegistry::CheckRegistration(request));
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
-  WorkerEntry* worker = nullptr;
-  auto previous = workers_.find(request.previous_worker_id());
-  if (!request.previous_worker_id().empty() && previous != workers_.end() &&
-      previous->second.info.state() != dino::v1::WORKER_STATE_DEAD) {
-    DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.previous_worker_id(), credential));
-    worker = &previous->second;  // Reconciled: same identity.
-  } else {
-    DINO_ASSIGN_OR_RETURN(int64_t seq, store_->NextSequence("worker"));
-    WorkerEntry entry;
-    entry.seq = seq;
-    entry.info.set_id(absl::StrCat("w-", seq));
-    entry.info.set_state(dino::v1::WORKER_STATE_IDLE);
-    *entry.info.mutable_register_time() = NowProto();
-    worker = &workers_.emplace(entry.info.id(), std::move(entry)).first->second;
-  }
-  dino::v1::WorkerInfo& info = worker->info;
-  info.set_registered_by(credential);
-  info.set_name(request.name().empty() ? request.rendezvous_address() : request.name());
-  info.set_hostname(request.hostname());
-  info.set_device(request.device());
-  info.set_device_kind(kind);
-  info.set_memory_bytes(request.memory_bytes());
-  info.set_threads(request.threads());
-  info.set_rendezvous_address(request.rendezvous_address());
-  info.set_version(request.version());
-  worker->last_seen = clock_->Now();
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * worker, workers_.Register(request, kind, credential));
+  const dino::v1::WorkerInfo& info = worker->info;
 
   bool keep_running = false;
   if (info.state() == dino::v1::WORKER_STATE_BUSY) {
@@ -156,10 +61,10 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
             it->second, dino::v1::FAILURE_REASON_COORDINATOR,
             absl::StrCat("worker ", info.id(), " re-registered without its attempt"), info.id()));
       }
-      SetWorkerIdleLocked(*worker);
+      workers_.SetIdle(*worker);
     }
   }
-  SaveWorkerLocked(*worker);
+  workers_.Save(*worker);
   DINO_LOG(INFO) << "worker " << info.id() << " registered: " << info.name() << ", "
                  << info.device() << ", " << info.threads() << " threads, rendezvous "
                  << info.rendezvous_address() << (keep_running ? " (keeps its attempt)" : "");
@@ -172,28 +77,15 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
   return response;
 }
 
-absl::StatusOr<Coordinator::WorkerEntry*> Coordinator::LiveWorkerLocked(
-    const std::string& worker_id) {
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.info.state() == dino::v1::WORKER_STATE_DEAD) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is unknown; register again"));
-  }
-  return &it->second;
-}
-
 absl::Status Coordinator::AttachWorker(const std::string& worker_id,
                                        std::shared_ptr<WorkerChannel> channel,
                                        const std::string& credential) {
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
-  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
-  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(worker_id, credential));
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, workers_.FindLive(worker_id));
+  DINO_RETURN_IF_ERROR(workers_.CheckCredential(worker_id, credential));
   WorkerEntry& worker = *found;
-  if (worker.channel != nullptr && worker.channel != channel) {
-    worker.channel->Close(absl::AbortedError("replaced by a newer Connect stream"));
-  }
-  worker.channel = std::move(channel);
-  worker.last_seen = clock_->Now();
+  workers_.Attach(worker, std::move(channel));
   if (metrics_ != nullptr) metrics_->heartbeats->Increment();
   if (worker.info.state() == dino::v1::WORKER_STATE_BUSY) {
     // Reconnected mid-attempt (e.g. after a coordinator restart): the assignment may have been
@@ -210,12 +102,11 @@ absl::Status Coordinator::AttachWorker(const std::string& worker_id,
 
 void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel* channel) {
   absl::MutexLock lock(&mu_);
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.channel.get() != channel) return;
-  it->second.channel = nullptr;
+  WorkerEntry* worker = workers_.Detach(worker_id, channel);
+  if (worker == nullptr) return;
   // A leaving worker that closed its stream is gone (its attempt, if still running, is preempted).
   // When its attempt cannot be failed now, the liveness timeout declares it dead later.
-  if (it->second.leaving && MarkDeadLocked(it->second, "left the pool (shut down)").ok()) {
+  if (worker->leaving && MarkDeadLocked(*worker, "left the pool (shut down)").ok()) {
     ScheduleLocked();
   }
 }
@@ -223,9 +114,9 @@ void Coordinator::DetachWorker(const std::string& worker_id, const WorkerChannel
 absl::Status Coordinator::Heartbeat(const std::string& worker_id,
                                     const dino::v1::Heartbeat& heartbeat) {
   absl::MutexLock lock(&mu_);
-  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, LiveWorkerLocked(worker_id));
+  DINO_ASSIGN_OR_RETURN(WorkerEntry * found, workers_.FindLive(worker_id));
   WorkerEntry& worker = *found;
-  worker.last_seen = clock_->Now();
+  workers_.Touch(worker);
   if (metrics_ != nullptr) metrics_->heartbeats->Increment();
   if (heartbeat.has_running()) {
     const auto& running = heartbeat.running();
@@ -255,8 +146,8 @@ absl::StatusOr<Coordinator::JobEntry*> Coordinator::CurrentAttemptLocked(
   }
   for (const auto& rank : job.attempts(attempt - 1).ranks()) {
     if (rank.worker_id() == worker_id) {
-      auto it = workers_.find(worker_id);
-      if (it != workers_.end()) it->second.last_seen = clock_->Now();
+      WorkerEntry* worker = workers_.Find(worker_id);
+      if (worker != nullptr) workers_.Touch(*worker);
       return entry;
     }
   }
@@ -267,7 +158,7 @@ absl::StatusOr<Coordinator::JobEntry*> Coordinator::CurrentAttemptLocked(
 absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
     const dino::v1::ReportProgressRequest& request, const std::string& credential) {
   absl::MutexLock lock(&mu_);
-  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.worker_id(), credential));
+  DINO_RETURN_IF_ERROR(workers_.CheckCredential(request.worker_id(), credential));
   dino::v1::ReportProgressResponse response;
   {
     DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
@@ -329,7 +220,7 @@ absl::StatusOr<dino::v1::ReportProgressResponse> Coordinator::ReportProgress(
 absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& request,
                                        const std::string& credential) {
   absl::MutexLock lock(&mu_);
-  DINO_RETURN_IF_ERROR(CheckWorkerCredentialLocked(request.worker_id(), credential));
+  DINO_RETURN_IF_ERROR(workers_.CheckCredential(request.worker_id(), credential));
   DINO_ASSIGN_OR_RETURN(JobEntry * entry, FindJobLocked(request.job_id()));
   if (request.attempt() < 1 || request.attempt() > entry->job.attempts_size()) {
     return absl::FailedPreconditionError(
@@ -344,11 +235,11 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
   for (const auto& assigned : entry->job.attempts(request.attempt() - 1).ranks()) {
     if (assigned.worker_id() == request.worker_id()) rank = assigned.rank();
   }
-  auto worker = workers_.find(request.worker_id());
+  WorkerEntry* worker = workers_.Find(request.worker_id());
   switch (request.outcome()) {
     case dino::v1::ATTEMPT_OUTCOME_SUCCEEDED: {
       if (rank != 0) {
-        if (worker != workers_.end()) SetWorkerIdleLocked(worker->second);
+        if (worker != nullptr) workers_.SetIdle(*worker);
         break;
       }
       Job updated = entry->job;
@@ -379,8 +270,8 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
               : dino::v1::FAILURE_REASON_INTERNAL;  // Cancelled without being asked to.
       // A worker that reports PREEMPTED is shutting down, even if its Leaving was lost. It becomes
       // idle with the rest of the gang, in the transaction that fails the attempt.
-      if (worker != workers_.end() && reason == dino::v1::FAILURE_REASON_PREEMPTED) {
-        worker->second.leaving = true;
+      if (worker != nullptr && reason == dino::v1::FAILURE_REASON_PREEMPTED) {
+        worker->leaving = true;
       }
       DINO_RETURN_IF_ERROR(FailAttemptLocked(
           *entry, reason,
@@ -399,22 +290,7 @@ absl::Status Coordinator::ReportResult(const dino::v1::ReportResultRequest& requ
 
 std::vector<dino::v1::WorkerInfo> Coordinator::ListWorkers(bool include_dead) {
   absl::MutexLock lock(&mu_);
-  std::vector<const WorkerEntry*> entries;
-  for (const auto& [id, worker] : workers_) {
-    if (include_dead || worker.info.state() != dino::v1::WORKER_STATE_DEAD) {
-      entries.push_back(&worker);
-    }
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const WorkerEntry* a, const WorkerEntry* b) { return a->seq < b->seq; });
-  std::vector<dino::v1::WorkerInfo> out;
-  for (const WorkerEntry* worker : entries) {
-    out.push_back(worker->info);
-    const int64_t micros = absl::ToUnixMicros(worker->last_seen);
-    out.back().mutable_last_heartbeat()->set_seconds(micros / 1000000);
-    out.back().mutable_last_heartbeat()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-  }
-  return out;
+  return workers_.List(include_dead);
 }
 
 }  // namespace dino::server

@@ -1,30 +1,23 @@
 #include "server/job_service.h"
 
 #include <algorithm>
-#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/proto_utf8.h"
 #include "common/status_macros.h"
 #include "common/watch_resume.h"
+#include "server/bounded_write_reactor.h"
+#include "server/unary_reply.h"
 
 namespace dino::server {
 namespace {
 
 using dino::v1::JobEvent;
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 // The caller of a job-level call as the Coordinator sees it: the anonymous admin when auth is off
 // (`calls` null), else the authenticated principal (admin only for the admin role).
@@ -52,128 +45,75 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, dino::v1::SubmitJobRequ
 }
 
 // Streams a job's events. Registration happens in the constructor; writes and Finish only start
-// once the constructor has stored the watch token (`ready_`), so OnDone (which unregisters and
+// once the constructor has stored the watch token (Start), so OnDone (which unregisters and
 // deletes) can never run before the token is known. The backlog is replayed at most `max_lag`
 // events per stream (Coordinator::Watch), and at most `max_lag` events wait in the queue: the next
 // one ends the stream with UNAVAILABLE once the queue is sent. Either way the client resumes after
 // the last index it got, from the store; such an end carries `dino-watch-resume` in its trailing
 // metadata (common/watch_resume.h). The stream's --max-watch-streams slot is released when it
 // finishes, before the client sees its status, so the resumed stream is never refused for it.
-class WatchReactor final : public grpc::ServerWriteReactor<JobEvent>, public EventSink {
+class WatchReactor final : public BoundedWriteReactor<grpc::ServerWriteReactor<JobEvent>, JobEvent>,
+                           public EventSink {
  public:
   // `limiter` counts this stream against `client` (server/limits.h) until it finishes.
   WatchReactor(grpc::CallbackServerContext* context, Coordinator* coordinator,
                const dino::v1::WatchJobRequest& request, WatchStreamLimiter* limiter,
                std::string client, int64_t max_lag)
-      : context_(context),
+      : BoundedWriteReactor(QueueOptions(max_lag)),
+        context_(context),
         coordinator_(coordinator),
         limiter_(limiter),
-        client_(std::move(client)),
-        max_lag_(static_cast<size_t>(std::max<int64_t>(1, max_lag))) {
+        client_(std::move(client)) {
     absl::Status admitted = limiter->Acquire(client_);
     absl::StatusOr<int64_t> token =
         admitted.ok()
             ? coordinator_->Watch(request.job_id(), request.after_index(), request.skip_progress(),
-                                  this, static_cast<int64_t>(max_lag_))
+                                  this, std::max<int64_t>(1, max_lag))
             : absl::StatusOr<int64_t>(admitted);
-    absl::MutexLock lock(&mu_);
     if (!admitted.ok()) limiter_ = nullptr;  // Nothing to release.
     if (!token.ok()) {
-      queue_.clear();
-      end_ = token.status();
+      EndNow(token.status());
     } else {
       token_ = *token;
     }
-    ready_ = true;
-    PumpLocked();
+    Start();
   }
 
-  void OnEvent(const JobEvent& event) override {
-    absl::MutexLock lock(&mu_);
-    if (end_.has_value()) return;
-    if (queue_.size() >= max_lag_) {
-      end_ = WatchResumeError(absl::StrCat(
-          "this watcher fell ", max_lag_,
-          " events behind (--max-watch-lag-events); resume with after_index = the last index "
-          "received"));
-      PumpLocked();
-      return;
-    }
-    queue_.push_back(event);
-    PumpLocked();
-  }
-
-  void OnEnd(const absl::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    if (!end_.has_value()) end_ = status;
-    PumpLocked();
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
-      return;
-    }
-    PumpLocked();
-  }
-
-  void OnCancel() override {
-    absl::MutexLock lock(&mu_);
-    if (ready_) FinishLocked(grpc::Status::CANCELLED);
-    cancelled_ = true;
-  }
-
-  void OnDone() override {
-    // Finish ran first (gRPC calls OnDone only after it), and released the slot.
-    if (token_ > 0) coordinator_->Unwatch(token_);
-    delete this;
-  }
+  void OnEvent(const JobEvent& event) override { Enqueue(event); }
+  void OnEnd(const absl::Status& status) override { EndAfterQueued(status); }
+  void OnCancel() override { EndNow(absl::CancelledError()); }
 
  private:
-  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!ready_ || writing_ || finished_) return;
-    if (cancelled_) {
-      FinishLocked(grpc::Status::CANCELLED);
-      return;
-    }
-    if (!queue_.empty()) {
-      current_ = std::move(queue_.front());
-      queue_.pop_front();
-      writing_ = true;
-      StartWrite(&current_);
-      return;
-    }
-    if (end_.has_value()) {
-      if (IsWatchResume(*end_)) context_->AddTrailingMetadata(kWatchResumeMetadataKey, "1");
-      FinishLocked(ToGrpcStatus(*end_));
-    }
+  static Options QueueOptions(int64_t max_lag) {
+    Options options;
+    options.max_queued = static_cast<size_t>(std::max<int64_t>(1, max_lag));
+    options.overflow = WatchResumeError(absl::StrCat(
+        "this watcher fell ", options.max_queued,
+        " events behind (--max-watch-lag-events); resume with after_index = the last index "
+        "received"));
+    options.write_failed_message = "the watcher went away";
+    options.started = false;
+    return options;
   }
 
-  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
+  void OnFinishing(const absl::Status& status) override {
+    if (IsWatchResume(status)) context_->AddTrailingMetadata(kWatchResumeMetadataKey, "1");
     if (limiter_ != nullptr) limiter_->Release(client_);
     limiter_ = nullptr;
-    Finish(status);
+  }
+
+  // Finish ran first (gRPC calls OnDone only after it), and released the slot.
+  void OnStreamDone() override {
+    if (token_ > 0) coordinator_->Unwatch(token_);
   }
 
   grpc::CallbackServerContext* const context_;
   Coordinator* const coordinator_;
-  absl::Mutex mu_;
-  // Null when the stream was refused or has released its slot.
-  WatchStreamLimiter* limiter_ ABSL_GUARDED_BY(mu_);
+  // Null when the stream was refused or has released its slot. Written in the constructor before
+  // Start() and then only in OnFinishing, which cannot run before Start().
+  WatchStreamLimiter* limiter_;
   const std::string client_;
-  const size_t max_lag_;
   int64_t token_ = 0;  // Written once in the constructor, before any Finish.
-  bool ready_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<JobEvent> queue_ ABSL_GUARDED_BY(mu_);
-  JobEvent current_ ABSL_GUARDED_BY(mu_);
-  std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);
 };
 
 // Sends a checkpoint in chunks of kCheckpointChunkBytes, read from disk one at a time and verified
@@ -287,7 +227,7 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(
     std::optional<Principal> principal = calls_->Caller(context);
     if (principal.has_value()) caller = principal->name;
   }
-  return new WatchReactor(context, coordinator_, *request, watch_streams_.get(),
+  return new WatchReactor(context, coordinator_, *request, &watch_streams_,
                           ClientKey(context->peer(), caller), limits_.max_watch_lag_events);
 }
 

@@ -28,8 +28,14 @@ inline constexpr size_t kCheckpointChunkBytes = 1 << 20;
 class JobServiceImpl final : public dino::v1::JobService::WithRawCallbackMethod_SubmitJob<
                                  dino::v1::JobService::CallbackService> {
  public:
-  explicit JobServiceImpl(Coordinator* coordinator, const AuthCalls* calls = nullptr)
-      : coordinator_(coordinator), calls_(calls) {}
+  // `limits` (server/limits.h): SubmitJob's spec size and data roots, WatchJob streams per client
+  // and the events queued for one.
+  JobServiceImpl(Coordinator* coordinator, const ServerLimits& limits,
+                 const AuthCalls* calls = nullptr)
+      : coordinator_(coordinator),
+        calls_(calls),
+        limits_(limits),
+        watch_streams_(limits.max_watch_streams_per_client) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
@@ -58,19 +64,11 @@ class JobServiceImpl final : public dino::v1::JobService::WithRawCallbackMethod_
                                         const dino::v1::ListWorkersRequest* request,
                                         dino::v1::ListWorkersResponse* response) override;
 
-  // Request limits (server/limits.h): SubmitJob's spec size and data roots, WatchJob streams per
-  // client and the events queued for one. Set once before the server starts.
-  void SetLimits(const ServerLimits& limits) {
-    limits_ = limits;
-    watch_streams_ = std::make_unique<WatchStreamLimiter>(limits.max_watch_streams_per_client);
-  }
-
  private:
   Coordinator* const coordinator_;
   const AuthCalls* const calls_;
-  ServerLimits limits_;
-  std::unique_ptr<WatchStreamLimiter> watch_streams_ =
-      std::make_unique<WatchStreamLimiter>(ServerLimits().max_watch_streams_per_client);
+  const ServerLimits limits_;
+  WatchStreamLimiter watch_streams_;
 };
 
 // The DownloadCheckpoint stream, shared by JobService and WorkerService.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "proto/dino/time_util.h"
 #include "server/sqlite_db.h"
 #include "server/store.h"
 
@@ -112,7 +113,7 @@ class SqliteStore final : public Store {
                  .Bind(2, job.spec().request_id())
                  .Bind(3, static_cast<int64_t>(job.state()))
                  .Bind(4, static_cast<int64_t>(job.spec().priority()))
-                 .Bind(5, job.submit_time().seconds() * 1000000 + job.submit_time().nanos() / 1000)
+                 .Bind(5, absl::ToUnixMicros(FromTimestampProto(job.submit_time())))
                  .BindBlob(6, job.SerializeAsString());
              DINO_RETURN_IF_ERROR(put->Run());
              for (const auto& attempt : job.attempts()) {

@@ -1,6 +1,5 @@
 #include "server/worker_service.h"
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -8,19 +7,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
+#include "server/bounded_write_reactor.h"
 #include "server/job_service.h"
+#include "server/unary_reply.h"
 
 namespace dino::server {
 namespace {
 
 using dino::v1::CoordinatorMessage;
 using dino::v1::WorkerMessage;
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 class ConnectReactor;
 
@@ -41,36 +36,25 @@ class StreamChannel final : public WorkerChannel {
   ConnectReactor* reactor_ ABSL_GUARDED_BY(mu_);
 };
 
-// One worker's Connect stream: a Hello, then heartbeats up; assignments, cancels and aborts down.
-// Lock order: Coordinator -> StreamChannel -> ConnectReactor; the reactor never calls the
-// Coordinator while holding its own mutex.
-class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage> {
+// One worker's Connect stream: a Hello, then heartbeats up; assignments, cancels and aborts down
+// (queued without a bound: the Coordinator sends a worker only a few messages per attempt).
+// Lock order: Coordinator -> StreamChannel -> the write queue; the reactor never calls the
+// Coordinator while holding a lock of its own.
+class ConnectReactor final
+    : public BoundedWriteReactor<grpc::ServerBidiReactor<WorkerMessage, CoordinatorMessage>,
+                                 CoordinatorMessage> {
  public:
   ConnectReactor(Coordinator* coordinator, std::string credential)
-      : coordinator_(coordinator),
+      : BoundedWriteReactor(QueueOptions()),
+        coordinator_(coordinator),
         credential_(std::move(credential)),
         channel_(std::make_shared<StreamChannel>(this)) {
     StartRead(&incoming_);
   }
 
-  void Enqueue(const CoordinatorMessage& message) {
-    absl::MutexLock lock(&mu_);
-    if (ending_) return;
-    queue_.push_back(message);
-    PumpLocked();
-  }
-
-  void End(const absl::Status& status) {
-    absl::MutexLock lock(&mu_);
-    if (ending_) return;
-    ending_ = true;
-    end_status_ = ToGrpcStatus(status);
-    PumpLocked();
-  }
-
   void OnReadDone(bool ok) override {
     if (!ok) {  // The worker closed its side, or the stream broke.
-      End(absl::OkStatus());
+      EndAfterQueued(absl::OkStatus());
       return;
     }
     absl::Status status;
@@ -91,45 +75,26 @@ class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, Coord
                    : coordinator_->WorkerLeaving(worker_id_, incoming_.leaving().reason());
     }
     if (!status.ok()) {
-      End(status);
+      EndAfterQueued(status);
       return;
     }
     StartRead(&incoming_);
   }
 
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      ending_ = true;
-      end_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the worker stream broke");
-      queue_.clear();
-    }
-    PumpLocked();
-  }
-
-  void OnCancel() override { End(absl::CancelledError("the worker stream was cancelled")); }
-
-  void OnDone() override {
-    channel_->Detach();
-    if (!worker_id_.empty()) coordinator_->DetachWorker(worker_id_, channel_.get());
-    delete this;
+  void OnCancel() override {
+    EndAfterQueued(absl::CancelledError("the worker stream was cancelled"));
   }
 
  private:
-  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_) return;
-    if (!queue_.empty()) {
-      current_ = std::move(queue_.front());
-      queue_.pop_front();
-      writing_ = true;
-      StartWrite(&current_);
-      return;
-    }
-    if (ending_) {
-      finished_ = true;
-      Finish(end_status_);
-    }
+  static Options QueueOptions() {
+    Options options;
+    options.write_failed_message = "the worker stream broke";
+    return options;
+  }
+
+  void OnStreamDone() override {
+    channel_->Detach();
+    if (!worker_id_.empty()) coordinator_->DetachWorker(worker_id_, channel_.get());
   }
 
   Coordinator* const coordinator_;
@@ -137,13 +102,6 @@ class ConnectReactor final : public grpc::ServerBidiReactor<WorkerMessage, Coord
   const std::shared_ptr<StreamChannel> channel_;
   WorkerMessage incoming_;  // Reads are sequential: only the reading reaction touches it.
   std::string worker_id_;   // Same.
-  absl::Mutex mu_;
-  std::deque<CoordinatorMessage> queue_ ABSL_GUARDED_BY(mu_);
-  CoordinatorMessage current_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool ending_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
 };
 
 void StreamChannel::Send(const CoordinatorMessage& message) {
@@ -153,7 +111,7 @@ void StreamChannel::Send(const CoordinatorMessage& message) {
 
 void StreamChannel::Close(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
-  if (reactor_ != nullptr) reactor_->End(status);
+  if (reactor_ != nullptr) reactor_->EndAfterQueued(status);
 }
 
 // Header, data chunks, sha256 trailer. Anything else (a broken stream, a missing trailer, more

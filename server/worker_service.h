@@ -20,8 +20,10 @@ namespace dino::server {
 
 class WorkerServiceImpl final : public dino::v1::WorkerService::CallbackService {
  public:
-  explicit WorkerServiceImpl(Coordinator* coordinator, const AuthCalls* calls = nullptr)
-      : coordinator_(coordinator), calls_(calls) {}
+  // `limits` (server/limits.h): upload chunk and checkpoint sizes.
+  WorkerServiceImpl(Coordinator* coordinator, const ServerLimits& limits,
+                    const AuthCalls* calls = nullptr)
+      : coordinator_(coordinator), calls_(calls), limits_(limits) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const dino::v1::RegisterRequest* request,
@@ -40,13 +42,10 @@ class WorkerServiceImpl final : public dino::v1::WorkerService::CallbackService 
       grpc::CallbackServerContext* context,
       const dino::v1::DownloadCheckpointRequest* request) override;
 
-  // Upload chunk and checkpoint size limits (server/limits.h). Set once before the server starts.
-  void SetLimits(const ServerLimits& limits) { limits_ = limits; }
-
  private:
   Coordinator* const coordinator_;
   const AuthCalls* const calls_;
-  ServerLimits limits_;
+  const ServerLimits limits_;
 };
 
 }  // namespace dino::server

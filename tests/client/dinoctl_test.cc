@@ -15,6 +15,7 @@
 #include "client/output.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
+#include "proto/dino/time_util.h"
 #include "tests/client/fake_coordinator.h"
 
 namespace dino::client {
@@ -27,9 +28,7 @@ using ::testing::Not;
 constexpr int64_t kNow = 1'800'000'000;
 
 google::protobuf::Timestamp At(int64_t seconds) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(seconds);
-  return t;
+  return ToTimestampProto(absl::FromUnixSeconds(seconds));
 }
 
 std::string SourceRoot() {

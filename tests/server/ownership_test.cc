@@ -63,7 +63,7 @@ class CancelRaceTest : public CoordinatorFixture {
         "tokens");
     ASSERT_TRUE(tokens.ok()) << tokens.status();
     tokens_ = std::make_unique<TokenTable>(std::move(*tokens));
-    jobs_ = std::make_unique<JobServiceImpl>(coordinator_.get(), &calls_);
+    jobs_ = std::make_unique<JobServiceImpl>(coordinator_.get(), ServerLimits(), &calls_);
     gated_ =
         NewAuthGatedService(jobs_.get(),
                             google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/logging.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/dino/time_util.h"
 
 namespace dino::agent {
 namespace {
@@ -107,8 +107,7 @@ bool Agent::RegisterOnce() {
   worker_id_ = response->worker_id();
   if (response->has_heartbeat_interval()) {
     heartbeat_interval_ = absl::Milliseconds(std::max<int64_t>(
-        50,
-        google::protobuf::util::TimeUtil::DurationToMilliseconds(response->heartbeat_interval())));
+        50, absl::ToInt64Milliseconds(FromDurationProto(response->heartbeat_interval()))));
   }
   if (request.has_running() && !response->keep_running() && runner_ != nullptr) {
     runner_->Abort("the coordinator no longer runs this attempt");

@@ -6,7 +6,7 @@
 #include "common/logging.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/dino/time_util.h"
 #include "worker/agent/retry.h"
 #include "worker/agent/spec_convert.h"
 #include "worker/dino/failure_kind.h"
@@ -31,7 +31,7 @@ dino::v1::StepStats ToProto(const run::Progress& p) {
   s.set_center_norm(p.step.center_norm);
   s.set_images_per_second(p.images_per_second);
   s.set_data_wait_fraction(p.data_wait_fraction);
-  *s.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  *s.mutable_time() = ToTimestampProto(absl::Now());
   return s;
 }
 

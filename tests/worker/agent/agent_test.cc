@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "common/file_system.h"
-#include "google/protobuf/util/time_util.h"
+#include "proto/dino/time_util.h"
 #include "tests/worker/agent/fake_worker_link.h"
 
 namespace dino::agent {
@@ -29,8 +29,7 @@ class AgentTest : public ::testing::Test {
     ASSERT_FALSE(dir_.empty());
     dino::v1::RegisterResponse response;
     response.set_worker_id("w-1");
-    *response.mutable_heartbeat_interval() =
-        google::protobuf::util::TimeUtil::MillisecondsToDuration(1000);
+    *response.mutable_heartbeat_interval() = ToDurationProto(absl::Seconds(1));
     link_.SetRegisterResponse(response);
   }
 
