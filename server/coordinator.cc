@@ -134,6 +134,9 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
   also.checkpoint = std::move(effects.checkpoint);
   DINO_RETURN_IF_ERROR(store_->SaveJob(updated, events, also));
   for (dino::v1::WorkerInfo& info : also.workers) workers_.Replace(std::move(info));
+  for (const auto& [worker_id, job_id, attempt] : effects.dropping) {
+    workers_.MarkDropping(worker_id, job_id, attempt);
+  }
   if (queued && !was_queued) entry.queued_since = clock_->Now();
   if (updated.state() == dino::v1::JOB_STATE_RUNNING &&
       updated.attempts_size() != entry.job.attempts_size()) {
@@ -266,6 +269,11 @@ void Coordinator::EndAttemptLocked(Job& job, dino::v1::AttemptState state,
     if (!in_attempt) continue;
     if (notice.has_value() && rank.worker_id() != except_worker) {
       effects->messages.emplace_back(rank.worker_id(), *notice);
+    }
+    // A rank that did not end the attempt itself is told to: it is not given another one until
+    // it says it dropped this one (it may be stopped, or still inside a collective).
+    if (state != dino::v1::ATTEMPT_STATE_SUCCEEDED && rank.worker_id() != except_worker) {
+      effects->dropping.emplace_back(rank.worker_id(), job.id(), attempt->number());
     }
     dino::v1::WorkerInfo idle = worker.info;
     idle.set_state(dino::v1::WORKER_STATE_IDLE);

@@ -33,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -189,6 +190,8 @@ class Coordinator {
     std::vector<dino::v1::WorkerInfo> workers;  // The new records of these workers.
     std::optional<StoredCheckpoint> checkpoint;  // A checkpoint row to insert.
     std::vector<std::pair<std::string, dino::v1::CoordinatorMessage>> messages;  // worker id, msg
+    // Workers told to drop an attempt: (worker id, job id, attempt). See WorkerRegistry::dropping.
+    std::vector<std::tuple<std::string, std::string, int32_t>> dropping;
   };
   using WorkerEntry = WorkerRegistry::Worker;
 

@@ -64,6 +64,12 @@ absl::StatusOr<dino::v1::RegisterResponse> Coordinator::RegisterWorker(
       workers_.SetIdle(*worker);
     }
   }
+  if (request.has_running() && !keep_running) {
+    // It comes back inside an attempt that is over: schedulable once it says it dropped it.
+    workers_.MarkDropping(info.id(), request.running().job_id(), request.running().attempt());
+  } else {
+    workers_.SawRunning(*worker, request.has_running() ? &request.running() : nullptr);
+  }
   workers_.Save(*worker);
   DINO_LOG(INFO) << "worker " << info.id() << " registered: " << info.name() << ", "
                  << info.device() << ", " << info.threads() << " threads, rendezvous "
@@ -130,6 +136,9 @@ absl::Status Coordinator::Heartbeat(const std::string& worker_id,
       abort.mutable_abort()->set_reason("this attempt is no longer current");
       worker.channel->Send(abort);
     }
+  }
+  if (workers_.SawRunning(worker, heartbeat.has_running() ? &heartbeat.running() : nullptr)) {
+    ScheduleLocked();
   }
   return absl::OkStatus();
 }

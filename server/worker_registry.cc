@@ -258,7 +258,7 @@ std::vector<IdleWorker> WorkerRegistry::Schedulable() const {
   std::vector<const Worker*> idle;
   for (const auto& [id, worker] : workers_) {
     if (worker.info.state() == dino::v1::WORKER_STATE_IDLE && worker.channel != nullptr &&
-        !worker.leaving) {
+        !worker.leaving && !worker.dropping.has_value()) {
       idle.push_back(&worker);
     }
   }
@@ -275,6 +275,22 @@ std::map<dino::v1::WorkerState, int> WorkerRegistry::CountByState() const {
   std::map<dino::v1::WorkerState, int> counts;
   for (const auto& [id, worker] : workers_) ++counts[worker.info.state()];
   return counts;
+}
+
+void WorkerRegistry::MarkDropping(const std::string& worker_id, const std::string& job_id,
+                                  int32_t attempt) {
+  Worker* worker = Find(worker_id);
+  if (worker != nullptr) worker->dropping = Worker::Attempt{job_id, attempt};
+}
+
+bool WorkerRegistry::SawRunning(Worker& worker, const dino::v1::RunningAttempt* running) {
+  if (!worker.dropping.has_value()) return false;
+  if (running != nullptr && running->job_id() == worker.dropping->job_id &&
+      running->attempt() == worker.dropping->attempt) {
+    return false;
+  }
+  worker.dropping.reset();
+  return true;
 }
 
 }  // namespace dino::server

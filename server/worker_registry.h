@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,16 @@ class WorkerRegistry {
     // Sent Leaving (or reported PREEMPTED): never scheduled again. In memory only: a worker that
     // is still leaving after a coordinator restart says so again on its next stream.
     bool leaving = false;
+    // An attempt this worker was told to drop (its gang's attempt failed or was cancelled, or it
+    // came back running one that is no longer current) and has not yet said it dropped. Until a
+    // heartbeat or registration without that attempt arrives it is not Schedulable, so a new gang
+    // never waits for a rank that is still inside the old one, or stopped there. In memory only:
+    // after a coordinator restart the worker's registration says what it runs.
+    struct Attempt {
+      std::string job_id;
+      int32_t attempt = 0;
+    };
+    std::optional<Attempt> dropping;
   };
 
   // Live workers of one device kind, for SubmitJob's check that a gang can form.
@@ -97,6 +108,14 @@ class WorkerRegistry {
   void ForgetDead(absl::Duration retention);
   // The live workers last seen more than `timeout` ago, by id.
   std::vector<Worker*> Silent(absl::Duration timeout);
+
+  // ---- Dropping an attempt ----
+  // The worker must drop `attempt` of `job_id` before it is scheduled again. Unknown ids are
+  // ignored.
+  void MarkDropping(const std::string& worker_id, const std::string& job_id, int32_t attempt);
+  // The worker says what it runs (`running`, null for nothing): when that is not the attempt it was
+  // dropping, it is done dropping. True when this made it schedulable again.
+  bool SawRunning(Worker& worker, const dino::v1::RunningAttempt* running);
 
   // ---- Records ----
   void Save(const Worker& worker);

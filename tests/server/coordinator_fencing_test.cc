@@ -247,6 +247,7 @@ TEST_F(CoordinatorFencingTest, AttemptWithoutNewStepsIsFailedAsStalledAndRestart
   ASSERT_TRUE(coordinator_->ReportProgress(Progress(a, job, 5)).ok());
   a.channel->Take();
   RunFor(absl::Seconds(24), {a});
+  RunFor(absl::Seconds(4), {a});  // Its next heartbeat says it dropped the stalled attempt.
   auto got = coordinator_->GetJob(job);
   ASSERT_GE(got->attempts_size(), 1);
   EXPECT_EQ(got->attempts(0).state(), dino::v1::ATTEMPT_STATE_FAILED);

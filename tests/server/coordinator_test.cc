@@ -134,6 +134,29 @@ TEST_F(CoordinatorTest, RestartBudgetExhaustedFailsTheJob) {
   EXPECT_EQ(got->attempts_size(), 2);
 }
 
+// A rank whose attempt failed elsewhere (a peer's collective gave up on it) may still be inside it,
+// or stopped there: the next attempt waits until it says it dropped the old one, instead of
+// placing a new gang on it that would fail its rendezvous and use up the job's restarts.
+TEST_F(CoordinatorTest, ARankStillInsideAFailedAttemptGetsNoNewOneUntilItDropsIt) {
+  TestWorker a = AddWorker();
+  TestWorker b = AddWorker();
+  const std::string job = Submit(testing::TinySpec(2));
+  ASSERT_TRUE(Result(job, 1, b, 1, dino::v1::ATTEMPT_OUTCOME_FAILED,
+                     dino::v1::FAILURE_REASON_COLLECTIVE_ABORT)
+                  .ok());
+  EXPECT_EQ(State(job), dino::v1::JOB_STATE_RESTARTING);
+  dino::v1::Heartbeat still_inside;
+  still_inside.mutable_running()->set_job_id(job);
+  still_inside.mutable_running()->set_attempt(1);
+  ASSERT_TRUE(coordinator_->Heartbeat(a.id, still_inside).ok());
+  ASSERT_TRUE(coordinator_->Heartbeat(b.id, {}).ok());
+  EXPECT_EQ(State(job), dino::v1::JOB_STATE_RESTARTING);
+  ASSERT_TRUE(coordinator_->Heartbeat(a.id, {}).ok());  // Dropped it.
+  auto got = coordinator_->GetJob(job);
+  EXPECT_EQ(got->state(), dino::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(got->attempts_size(), 2);
+}
+
 TEST_F(CoordinatorTest, BadDatasetIsNotRetried) {
   const std::string job = Submit(testing::TinySpec());
   TestWorker a = AddWorker();
@@ -172,8 +195,10 @@ TEST_F(CoordinatorTest, CancelTellsTheRanksAndFreesThem) {
   auto to_a = a.channel->Take();
   ASSERT_EQ(to_a.size(), 1u);
   EXPECT_TRUE(to_a[0].has_cancel());
-  // The worker takes the next job at once.
+  // The worker takes the next job once it says it dropped the cancelled attempt.
   const std::string next = Submit(testing::TinySpec());
+  EXPECT_EQ(State(next), dino::v1::JOB_STATE_QUEUED);
+  ASSERT_TRUE(coordinator_->Heartbeat(a.id, {}).ok());
   EXPECT_EQ(State(next), dino::v1::JOB_STATE_RUNNING);
   // Cancelling an ended job returns it unchanged; an unknown one is NOT_FOUND.
   EXPECT_EQ(coordinator_->CancelJob(job, "")->state(), dino::v1::JOB_STATE_CANCELLED);
