@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace dino::server {
 
@@ -186,8 +186,8 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
 absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec,
                                                                    const JobCaller& caller) {
   const std::string& submitter = caller.name;
-  ApplyJobSpecDefaults(&spec);
-  DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  spec::ApplyJobSpecDefaults(&spec);
+  DINO_RETURN_IF_ERROR(spec::ValidateJobSpec(spec));
   if (!caller.admin && spec.priority() > options_.max_submitter_priority) {
     return absl::PermissionDeniedError(
         absl::StrCat("priority ", spec.priority(), " is above --max-submitter-priority=",

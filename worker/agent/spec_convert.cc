@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/spec_data_paths.h"
 #include "common/status_macros.h"
+#include "spec/data_paths.h"
 
 namespace dino::agent {
 namespace {
@@ -33,7 +33,7 @@ absl::StatusOr<std::string> KindName(DatasetKind kind) {
 }  // namespace
 
 absl::Status CheckDataPaths(const dino::v1::JobSpec& spec, const PathConfinement& roots) {
-  return CheckSpecDataPaths(spec, roots);
+  return spec::CheckSpecDataPaths(spec, roots);
 }
 
 absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,

@@ -17,7 +17,7 @@
 #include "absl/status/status.h"
 #include "dino/v1/job.pb.h"
 
-namespace dino::server {
+namespace dino::spec {
 
 // Largest world_size accepted per device kind: Gloo CPU groups beyond this are not sensible, and
 // NCCL groups are bounded by the fleet we target.
@@ -33,4 +33,4 @@ inline constexpr double kMaxModelParameters = 2e9;
 void ApplyJobSpecDefaults(dino::v1::JobSpec* spec);
 absl::Status ValidateJobSpec(const dino::v1::JobSpec& spec);
 
-}  // namespace dino::server
+}  // namespace dino::spec

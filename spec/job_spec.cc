@@ -1,4 +1,4 @@
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 #include <cmath>
 #include <string>
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
-namespace dino::server {
+namespace dino::spec {
 namespace {
 
 using dino::v1::JobSpec;
@@ -407,4 +407,4 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   return c.status();
 }
 
-}  // namespace dino::server
+}  // namespace dino::spec
