@@ -35,13 +35,32 @@ absl::Status ValidateView(const ViewOptions& v, absl::string_view name) {
 
 }  // namespace
 
+ViewOptions DefaultGlobal2View() {
+  ViewOptions v;
+  v.blur_p = spec::kJobSpecDefaults.augmentation.blur_prob_global2;
+  v.solarize_p = spec::kJobSpecDefaults.augmentation.solarization_prob;
+  return v;
+}
+
+ViewOptions DefaultLocalView() {
+  const spec::AugmentationSpecDefaults& a = spec::kJobSpecDefaults.augmentation;
+  ViewOptions v;
+  v.size = a.local_crop_size;
+  v.scale_min = a.local_crop_scale_min;
+  v.scale_max = a.local_crop_scale_max;
+  v.blur_p = a.blur_prob_local;
+  return v;
+}
+
 AugmentOptions AugmentOptions::ForResolution(int64_t resolution, int64_t num_local) {
+  const spec::AugmentationSpecDefaults& a = spec::kJobSpecDefaults.augmentation;
   AugmentOptions o;
   o.global1.size = resolution;
   o.global2.size = resolution;
-  o.local.size = std::max<int64_t>(8, std::llround(resolution * 96.0 / 224.0));
+  o.local.size = std::max<int64_t>(
+      8, std::llround(static_cast<double>(resolution * a.local_crop_size) /
+                      static_cast<double>(a.global_crop_size)));
   o.num_local = num_local;
-  o.blur_sigma_max = std::max(0.5, 2.0 * static_cast<double>(resolution) / 224.0);
   return o;
 }
 

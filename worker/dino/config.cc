@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace dino {
 namespace {
@@ -139,28 +140,33 @@ absl::Status InRange(const char* field, double v, double lo, double hi) {
       absl::StrCat(field, " must be in [", lo, ", ", hi, "], got ", v));
 }
 
+// "vit_tiny, vit_small, vit_base or custom": the presets of spec/defaults.h.
+absl::Status CheckPreset(const std::string& name) {
+  if (spec::FindModelPreset(name) != nullptr || name == spec::kCustomModelPreset) {
+    return absl::OkStatus();
+  }
+  std::string names;
+  for (const spec::ModelPreset& preset : spec::kModelPresets) {
+    absl::StrAppend(&names, std::string(preset.name), ", ");
+  }
+  names.resize(names.size() - 2);
+  return absl::InvalidArgumentError(absl::StrCat("model.preset must be ", names, " or ",
+                                                 std::string(spec::kCustomModelPreset),
+                                                 ", got '", name, "'"));
+}
+
 }  // namespace
 
 absl::Status TrainConfig::ApplyPreset() {
-  if (model.preset == "vit_tiny") {
-    model.dim = 192, model.depth = 12, model.heads = 3;
-  } else if (model.preset == "vit_small") {
-    model.dim = 384, model.depth = 12, model.heads = 6;
-  } else if (model.preset == "vit_base") {
-    model.dim = 768, model.depth = 12, model.heads = 12;
-  } else if (model.preset != "custom") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.preset must be vit_tiny, vit_small, vit_base or custom, got '", model.preset, "'"));
+  DINO_RETURN_IF_ERROR(CheckPreset(model.preset));
+  if (const spec::ModelPreset* preset = spec::FindModelPreset(model.preset)) {
+    model.dim = preset->dim, model.depth = preset->depth, model.heads = preset->heads;
   }
   return absl::OkStatus();
 }
 
 absl::Status TrainConfig::Validate() const {
-  if (model.preset != "vit_tiny" && model.preset != "vit_small" && model.preset != "vit_base" &&
-      model.preset != "custom") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.preset must be vit_tiny, vit_small, vit_base or custom, got '", model.preset, "'"));
-  }
+  DINO_RETURN_IF_ERROR(CheckPreset(model.preset));
   for (const auto& [name, v] : std::vector<std::pair<const char*, int64_t>>{
            {"model.dim", model.dim},
            {"model.depth", model.depth},
