@@ -12,14 +12,14 @@ namespace {
 
 using dino::v1::DatasetKind;
 
-absl::StatusOr<std::string> KindName(DatasetKind kind) {
+absl::StatusOr<data::DatasetKind> KindFromSpec(DatasetKind kind) {
   switch (kind) {
     case dino::v1::DATASET_KIND_IDX:
-      return std::string("idx");
+      return data::DatasetKind::kIdx;
     case dino::v1::DATASET_KIND_IMAGE_FOLDER:
-      return std::string("image_folder");
+      return data::DatasetKind::kImageFolder;
     case dino::v1::DATASET_KIND_SYNTHETIC:
-      return std::string("synthetic");
+      return data::DatasetKind::kSynthetic;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("data.kind must be IDX, IMAGE_FOLDER or SYNTHETIC, got ",
@@ -54,8 +54,8 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& give
 
   const auto& h = spec.head();
   t.head.out_dim = h.out_dim();
-  t.head.hidden = h.hidden_dim();
-  t.head.bottleneck = h.bottleneck_dim();
+  t.head.hidden_dim = h.hidden_dim();
+  t.head.bottleneck_dim = h.bottleneck_dim();
   t.head.nlayers = h.nlayers();
   t.head.use_bn = h.use_bn();
   t.head.norm_last_layer = h.norm_last_layer();
@@ -87,24 +87,24 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& give
   t.crops.local_crop_size = a.local_crop_size();
   t.crops.n_local_crops = a.n_local_crops();
   data::AugmentOptions& g = o.augment;
-  g.global1.size = g.global2.size = a.global_crop_size();
-  g.local.size = a.local_crop_size();
-  g.num_local = a.n_local_crops();
+  g.global1.crop_size = g.global2.crop_size = a.global_crop_size();
+  g.local.crop_size = a.local_crop_size();
+  g.n_local_crops = a.n_local_crops();
   for (data::ViewOptions* v : {&g.global1, &g.global2}) {
-    v->scale_min = a.global_crop_scale_min();
-    v->scale_max = a.global_crop_scale_max();
+    v->crop_scale_min = a.global_crop_scale_min();
+    v->crop_scale_max = a.global_crop_scale_max();
   }
-  g.local.scale_min = a.local_crop_scale_min();
-  g.local.scale_max = a.local_crop_scale_max();
+  g.local.crop_scale_min = a.local_crop_scale_min();
+  g.local.crop_scale_max = a.local_crop_scale_max();
   for (data::ViewOptions* v : {&g.global1, &g.global2, &g.local}) {
-    v->flip_p = a.flip_prob();
-    v->jitter_p = a.color_jitter_prob();
-    v->grayscale_p = a.grayscale_prob();
+    v->flip_prob = a.flip_prob();
+    v->color_jitter_prob = a.color_jitter_prob();
+    v->grayscale_prob = a.grayscale_prob();
   }
-  g.global1.blur_p = a.blur_prob_global1();
-  g.global2.blur_p = a.blur_prob_global2();
-  g.local.blur_p = a.blur_prob_local();
-  g.global2.solarize_p = a.solarization_prob();
+  g.global1.blur_prob = a.blur_prob_global1();
+  g.global2.blur_prob = a.blur_prob_global2();
+  g.local.blur_prob = a.blur_prob_local();
+  g.global2.solarization_prob = a.solarization_prob();
   g.brightness = a.brightness();
   g.contrast = a.contrast();
   g.saturation = a.saturation();
@@ -114,7 +114,7 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& give
 
   // Data.
   const auto& dat = spec.data();
-  DINO_ASSIGN_OR_RETURN(o.data.kind, KindName(dat.kind()));
+  DINO_ASSIGN_OR_RETURN(o.data.kind, KindFromSpec(dat.kind()));
   o.data.path = dat.path();
   o.data.labels_path = dat.labels_path();
   o.data.image_folder.max_short_side = dat.max_short_side();
@@ -125,7 +125,7 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& give
   o.data.synthetic.resolution = dat.synthetic_image_size();
   o.data.synthetic.seed = spec.seed();
   o.loader_threads = dat.loader_threads();
-  if (o.data.kind == "synthetic") {
+  if (o.data.kind == data::DatasetKind::kSynthetic) {
     // A synthetic job evaluates on a held-out synthetic split drawn with another seed.
     data::DatasetSpec test = o.data;
     test.synthetic.seed = spec.seed() + 1000003;
@@ -142,8 +142,8 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& give
 
   // Resources, checkpoints, evaluation.
   t.device = local.device;
-  t.threads = spec.resources().threads_per_rank() > 0 ? spec.resources().threads_per_rank()
-                                                       : local.threads;
+  t.threads =
+      spec.resources().threads_per_rank() > 0 ? spec.resources().threads_per_rank() : local.threads;
   t.seed = spec.seed();
   o.checkpoint_every_steps = spec.checkpoint().every_steps();
   o.keep_checkpoints = spec.checkpoint().keep_last();

@@ -1,7 +1,7 @@
 // MultiCropAugmenter: DINO's multi-crop augmentation (/work/shared/DINO.md, "Augmentation"),
 // computed for a whole batch at once as tensor ops that run the same on CPU and CUDA.
 //
-// For each view (global 1, global 2, then `num_local` locals) and each sample:
+// For each view (global 1, global 2, then `n_local_crops` locals) and each sample:
 //   RandomResizedCrop (torchvision's sampling of scale and log-ratio, 10 tries then a centre crop;
 //   the crops of the whole batch are resampled at once, bicubic by default, without an
 //   antialiasing filter like torchvision's tensor path: one affine grid + grid_sample on CUDA, the
@@ -46,16 +46,18 @@ class BufferPool;
 enum class Interpolation { kBilinear, kBicubic };
 
 // One kind of view: its output size, crop sampling and the probability of each operation. The
+// names are the job spec's (AugmentationSpec) without the view's prefix or suffix: crop_size is
+// global_crop_size or local_crop_size, blur_prob is blur_prob_global1, _global2 or _local. The
 // initial values are the job spec's defaults for the first global view (spec/defaults.h).
 struct ViewOptions {
-  int64_t size = spec::kJobSpecDefaults.augmentation.global_crop_size;
-  double scale_min = spec::kJobSpecDefaults.augmentation.global_crop_scale_min;
-  double scale_max = spec::kJobSpecDefaults.augmentation.global_crop_scale_max;
-  double flip_p = spec::kJobSpecDefaults.augmentation.flip_prob;
-  double jitter_p = spec::kJobSpecDefaults.augmentation.color_jitter_prob;
-  double grayscale_p = spec::kJobSpecDefaults.augmentation.grayscale_prob;
-  double blur_p = spec::kJobSpecDefaults.augmentation.blur_prob_global1;
-  double solarize_p = 0.0;  // DINO solarizes the second global view only.
+  int64_t crop_size = spec::kJobSpecDefaults.augmentation.global_crop_size;
+  double crop_scale_min = spec::kJobSpecDefaults.augmentation.global_crop_scale_min;
+  double crop_scale_max = spec::kJobSpecDefaults.augmentation.global_crop_scale_max;
+  double flip_prob = spec::kJobSpecDefaults.augmentation.flip_prob;
+  double color_jitter_prob = spec::kJobSpecDefaults.augmentation.color_jitter_prob;
+  double grayscale_prob = spec::kJobSpecDefaults.augmentation.grayscale_prob;
+  double blur_prob = spec::kJobSpecDefaults.augmentation.blur_prob_global1;
+  double solarization_prob = 0.0;  // DINO solarizes the second global view only.
 };
 
 // The second global view and the local views as the job spec's defaults describe them.
@@ -68,7 +70,7 @@ struct AugmentOptions {
   ViewOptions global1;
   ViewOptions global2 = DefaultGlobal2View();
   ViewOptions local = DefaultLocalView();
-  int64_t num_local = spec::kJobSpecDefaults.augmentation.n_local_crops;
+  int64_t n_local_crops = spec::kJobSpecDefaults.augmentation.n_local_crops;
 
   // RandomResizedCrop aspect-ratio range (width / height).
   double ratio_min = 3.0 / 4.0;
@@ -86,14 +88,14 @@ struct AugmentOptions {
   double blur_sigma_min = spec::kJobSpecDefaults.augmentation.blur_sigma_min;
   double blur_sigma_max = spec::kJobSpecDefaults.augmentation.blur_sigma_max;
 
-  int64_t num_views() const { return 2 + num_local; }
+  int64_t num_views() const { return 2 + n_local_crops; }
   const ViewOptions& view(int64_t v) const { return v == 0 ? global1 : v == 1 ? global2 : local; }
 
   // The defaults with the crop sizes scaled to images of `resolution` px (e.g. 28 for
   // Fashion-MNIST): global = resolution, local = max(8, round(resolution * local / global of the
   // defaults)) (12 at 28 px); the scales, ratios, probabilities and the blur σ range stay the
   // defaults'.
-  static AugmentOptions ForResolution(int64_t resolution, int64_t num_local = 6);
+  static AugmentOptions ForResolution(int64_t resolution, int64_t n_local_crops = 6);
 
   absl::Status Validate() const;
 };

@@ -1,7 +1,9 @@
 #include "worker/dino/config.h"
 
 #include <functional>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -95,8 +97,8 @@ const std::vector<Field>& Fields() {
       Make("model.mlp_ratio", &TrainConfig::model, &ModelConfig::mlp_ratio),
       Make("model.drop_path_rate", &TrainConfig::model, &ModelConfig::drop_path_rate),
       Make("head.out_dim", &TrainConfig::head, &HeadConfig::out_dim),
-      Make("head.hidden", &TrainConfig::head, &HeadConfig::hidden),
-      Make("head.bottleneck", &TrainConfig::head, &HeadConfig::bottleneck),
+      Make("head.hidden_dim", &TrainConfig::head, &HeadConfig::hidden_dim),
+      Make("head.bottleneck_dim", &TrainConfig::head, &HeadConfig::bottleneck_dim),
       Make("head.nlayers", &TrainConfig::head, &HeadConfig::nlayers),
       Make("head.use_bn", &TrainConfig::head, &HeadConfig::use_bn),
       Make("head.norm_last_layer", &TrainConfig::head, &HeadConfig::norm_last_layer),
@@ -140,6 +142,12 @@ absl::Status InRange(const char* field, double v, double lo, double hi) {
       absl::StrCat(field, " must be in [", lo, ", ", hi, "], got ", v));
 }
 
+// Keys of checkpoints written before the head's fields took the job spec's names: {old, new}.
+constexpr std::pair<const char*, const char*> kRenamedKeys[] = {
+    {"head.hidden", "head.hidden_dim"},
+    {"head.bottleneck", "head.bottleneck_dim"},
+};
+
 // "vit_tiny, vit_small, vit_base or custom": the presets of spec/defaults.h.
 absl::Status CheckPreset(const std::string& name) {
   if (spec::FindModelPreset(name) != nullptr || name == spec::kCustomModelPreset) {
@@ -151,8 +159,8 @@ absl::Status CheckPreset(const std::string& name) {
   }
   names.resize(names.size() - 2);
   return absl::InvalidArgumentError(absl::StrCat("model.preset must be ", names, " or ",
-                                                 std::string(spec::kCustomModelPreset),
-                                                 ", got '", name, "'"));
+                                                 std::string(spec::kCustomModelPreset), ", got '",
+                                                 name, "'"));
 }
 
 }  // namespace
@@ -175,8 +183,8 @@ absl::Status TrainConfig::Validate() const {
            {"model.image_size", model.image_size},
            {"model.in_channels", model.in_channels},
            {"head.out_dim", head.out_dim},
-           {"head.hidden", head.hidden},
-           {"head.bottleneck", head.bottleneck},
+           {"head.hidden_dim", head.hidden_dim},
+           {"head.bottleneck_dim", head.bottleneck_dim},
            {"head.nlayers", head.nlayers},
            {"optim.epochs", optim.epochs},
            {"optim.batch_size_per_rank", optim.batch_size_per_rank},
@@ -255,6 +263,9 @@ absl::StatusOr<TrainConfig> TrainConfig::FromKeyValues(
   TrainConfig c;
   for (const Field& f : Fields()) {
     auto it = kv.find(f.key);
+    for (const auto& [old_key, key] : kRenamedKeys) {
+      if (it == kv.end() && f.key == std::string_view(key)) it = kv.find(old_key);
+    }
     if (it == kv.end()) continue;  // Keys added later keep their defaults.
     if (!f.set(c, it->second)) {
       return absl::InvalidArgumentError(
@@ -273,8 +284,8 @@ const char* const* TrainConfig::ArchitectureKeys() {
                                       "model.in_channels",
                                       "model.mlp_ratio",
                                       "head.out_dim",
-                                      "head.hidden",
-                                      "head.bottleneck",
+                                      "head.hidden_dim",
+                                      "head.bottleneck_dim",
                                       "head.nlayers",
                                       "head.use_bn",
                                       "head.norm_last_layer",

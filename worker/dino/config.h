@@ -7,8 +7,9 @@
 //
 // Thread-safety: a plain value type.
 // Failure: Validate() returns INVALID_ARGUMENT naming the first offending field.
-// ToKeyValues()/FromKeyValues() give a stable text form stored in checkpoints; FromKeyValues()
-// returns INVALID_ARGUMENT for an unknown preset or an unparsable value.
+// ToKeyValues()/FromKeyValues() give a stable text form stored in checkpoints, keyed by the member
+// names; FromKeyValues() also reads the keys older checkpoints used ("head.hidden") and returns
+// INVALID_ARGUMENT for an unknown preset or an unparsable value.
 #pragma once
 
 #include <cstdint>
@@ -38,8 +39,8 @@ struct ModelConfig {
 
 struct HeadConfig {
   int64_t out_dim = spec::kJobSpecDefaults.head.out_dim;  // K
-  int64_t hidden = spec::kJobSpecDefaults.head.hidden_dim;
-  int64_t bottleneck = spec::kJobSpecDefaults.head.bottleneck_dim;
+  int64_t hidden_dim = spec::kJobSpecDefaults.head.hidden_dim;
+  int64_t bottleneck_dim = spec::kJobSpecDefaults.head.bottleneck_dim;
   int64_t nlayers = spec::kJobSpecDefaults.head.nlayers;
   bool use_bn = spec::kJobSpecDefaults.head.use_bn;
   bool norm_last_layer = spec::kJobSpecDefaults.head.norm_last_layer;
