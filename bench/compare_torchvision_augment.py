@@ -4,8 +4,8 @@ time, exactly DINO's DataAugmentationDINO (main_dino.py) with its utils.Gaussian
 and utils.Solarization, for the C++/torchvision ratio of the augmentation benchmark.
 
 Configurations (as bench_augment):
-  fmnist:   28x28 grey images, 2x28 + 6x12 views, blur radius in [0.1, 0.5] (as
-            AugmentOptions::ForResolution(28));
+  fmnist:   28x28 grey images, 2x28 + 6x12 views, blur radius in [0.1, 2] (as
+            AugmentOptions::ForResolution(28): the default σ range at every crop size);
   imagenet: 256x256 RGB images, 2x224 + 8x96 views, blur radius in [0.1, 2].
 The images are decoded PIL images in memory (the C++ side also starts from decoded uint8 images).
 Work is spread over --workers processes (default: all cores), like a DataLoader with that many
@@ -75,7 +75,7 @@ def make_transforms(global_size, local_size, n_local, blur_max, channels):
 
 CONFIGS = {
     # name: (resolution, channels, global, local, n_local, blur_max)
-    "fmnist": (28, 1, 28, 12, 6, 0.5),
+    "fmnist": (28, 1, 28, 12, 6, 2.0),
     "imagenet": (256, 3, 224, 96, 8, 2.0),
 }
 

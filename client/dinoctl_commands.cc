@@ -6,9 +6,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/spec_file.h"
 #include "client/watch_view.h"
 #include "common/status_macros.h"
+#include "spec/spec_file.h"
 
 namespace dino::client {
 namespace {
@@ -68,7 +68,7 @@ ReconnectCallback ReconnectNotePrinter(const CommandContext& ctx) {
 
 absl::StatusOr<int> RunSubmit(const CommandContext& ctx, const SubmitFlags& flags) {
   DINO_ASSIGN_OR_RETURN(dino::v1::JobSpec spec,
-                        LoadJobSpecFile(ctx.fs, flags.spec_path, flags.overrides));
+                        spec::LoadJobSpecFile(ctx.fs, flags.spec_path, flags.overrides));
   DINO_ASSIGN_OR_RETURN(dino::v1::SubmitJobResponse response, ctx.client->SubmitJob(spec));
   if (ctx.format == OutputFormat::kTable) {
     *ctx.out << response.job().id() << "\n";

@@ -10,7 +10,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "proto/dino/time_util.h"
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace dino::server {
 
@@ -152,8 +152,8 @@ absl::Status Coordinator::CommitLocked(JobEntry& entry, Job updated, std::vector
 absl::StatusOr<dino::v1::SubmitJobResponse> Coordinator::SubmitJob(dino::v1::JobSpec spec,
                                                                    const JobCaller& caller) {
   const std::string& submitter = caller.name;
-  ApplyJobSpecDefaults(&spec);
-  DINO_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  spec::ApplyJobSpecDefaults(&spec);
+  DINO_RETURN_IF_ERROR(spec::ValidateJobSpec(spec));
   if (!caller.admin && spec.priority() > options_.max_submitter_priority) {
     return absl::PermissionDeniedError(
         absl::StrCat("priority ", spec.priority(), " is above --max-submitter-priority=",

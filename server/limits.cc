@@ -1,8 +1,8 @@
 #include "server/limits.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/spec_data_paths.h"
 #include "common/status_macros.h"
+#include "spec/data_paths.h"
 
 namespace dino::server {
 
@@ -12,7 +12,7 @@ absl::Status CheckSubmittedSpec(const dino::v1::JobSpec& spec, const ServerLimit
     return absl::InvalidArgumentError(absl::StrCat(
         "spec is ", bytes, " bytes, more than the limit --max-spec-bytes=", limits.max_spec_bytes));
   }
-  return CheckSpecDataPaths(spec, limits.data_roots);
+  return spec::CheckSpecDataPaths(spec, limits.data_roots);
 }
 
 absl::Status CheckUploadChunk(size_t bytes, const ServerLimits& limits) {

@@ -50,8 +50,8 @@ dino::TrainConfig BenchConfig(int world, int threads) {
   c.model.image_size = 32;
   c.model.drop_path_rate = 0.1;
   c.head.out_dim = 4096;
-  c.head.hidden = 512;
-  c.head.bottleneck = 128;
+  c.head.hidden_dim = 512;
+  c.head.bottleneck_dim = 128;
   c.crops.global_crop_size = 32;
   c.crops.local_crop_size = 16;
   c.crops.n_local_crops = 2;

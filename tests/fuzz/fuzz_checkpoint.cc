@@ -44,8 +44,8 @@ dino::TrainConfig TinyConfig() {
   c.model.in_channels = 1;
   c.model.drop_path_rate = 0.0;
   c.head.out_dim = 16;
-  c.head.hidden = 16;
-  c.head.bottleneck = 8;
+  c.head.hidden_dim = 16;
+  c.head.bottleneck_dim = 8;
   c.head.nlayers = 2;
   c.crops.global_crop_size = 8;
   c.crops.local_crop_size = 4;

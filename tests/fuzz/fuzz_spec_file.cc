@@ -1,4 +1,4 @@
-// libFuzzer target: YAML/JSON job spec text -> JobSpec (client/spec_file.h), with and without a
+// libFuzzer target: YAML/JSON job spec text -> JobSpec (spec/spec_file.h), with and without a
 // "--set" override taken from the input's last line. Any input must give a JobSpec or a Status;
 // a crash, a sanitizer report or an exception escaping ParseJobSpec is a bug.
 #include <cstddef>
@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "client/spec_file.h"
+#include "spec/spec_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  (void)dino::client::ParseJobSpec(text, "fuzz.yaml");
+  (void)dino::spec::ParseJobSpec(text, "fuzz.yaml");
   const size_t newline = text.rfind('\n');
   if (newline != std::string::npos && newline + 1 < text.size()) {
     const std::vector<std::string> overrides = {text.substr(newline + 1)};
-    (void)dino::client::ParseJobSpec(text.substr(0, newline), "fuzz.yaml", overrides);
+    (void)dino::spec::ParseJobSpec(text.substr(0, newline), "fuzz.yaml", overrides);
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 #include "server/collapse_detector.h"
 
 #include "gtest/gtest.h"
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace dino::server {
 namespace {
@@ -10,7 +10,7 @@ dino::v1::CollapseSpec Spec() {
   dino::v1::JobSpec spec;
   spec.mutable_optim()->set_warmup_epochs(2);
   spec.mutable_collapse()->set_consecutive_reports(3);
-  ApplyJobSpecDefaults(&spec);
+  spec::ApplyJobSpecDefaults(&spec);
   return spec.collapse();
 }
 

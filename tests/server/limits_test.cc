@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/checkpoint_registry.h"
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 #include "tests/server/grpc_service_fixture.h"
 #include "tests/server/test_util.h"
 
@@ -59,8 +59,8 @@ TEST(LimitsTest, SpecFieldsThatMultiplyIntoTerabytesAreRefused) {
   spec.mutable_augmentation()->set_global_crop_size(4096);
   spec.mutable_augmentation()->set_local_crop_size(96);
   spec.mutable_model()->set_patch_size(16);
-  ApplyJobSpecDefaults(&spec);
-  absl::Status batch = ValidateJobSpec(spec);
+  spec::ApplyJobSpecDefaults(&spec);
+  absl::Status batch = spec::ValidateJobSpec(spec);
   EXPECT_EQ(batch.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(batch.message(), HasSubstr("input values per rank, more than the limit 4294967296"));
 
@@ -69,21 +69,21 @@ TEST(LimitsTest, SpecFieldsThatMultiplyIntoTerabytesAreRefused) {
   spec.mutable_model()->set_dim(8192);
   spec.mutable_model()->set_heads(64);
   spec.mutable_model()->set_depth(128);
-  ApplyJobSpecDefaults(&spec);
-  EXPECT_THAT(ValidateJobSpec(spec).message(), HasSubstr("parameters, more than the limit"));
+  spec::ApplyJobSpecDefaults(&spec);
+  EXPECT_THAT(spec::ValidateJobSpec(spec).message(), HasSubstr("parameters, more than the limit"));
 
   spec = testing::TinySpec();
   spec.mutable_data()->set_max_corrupt(int64_t{1} << 40);
-  ApplyJobSpecDefaults(&spec);
-  EXPECT_THAT(ValidateJobSpec(spec).message(), HasSubstr("data.max_corrupt must be in"));
+  spec::ApplyJobSpecDefaults(&spec);
+  EXPECT_THAT(spec::ValidateJobSpec(spec).message(), HasSubstr("data.max_corrupt must be in"));
 
   spec = testing::TinySpec();  // DINO's own ImageNet setting stays valid.
   spec.mutable_augmentation()->clear_global_crop_size();
   spec.mutable_augmentation()->clear_local_crop_size();
   spec.mutable_model()->clear_patch_size();
   spec.mutable_model()->set_preset("vit_base");
-  ApplyJobSpecDefaults(&spec);
-  absl::Status dino = ValidateJobSpec(spec);
+  spec::ApplyJobSpecDefaults(&spec);
+  absl::Status dino = spec::ValidateJobSpec(spec);
   EXPECT_TRUE(dino.ok()) << dino;
 }
 

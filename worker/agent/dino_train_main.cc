@@ -15,9 +15,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
-#include "client/spec_file.h"
 #include "common/file_system.h"
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
+#include "spec/spec_file.h"
 #include "worker/agent/spec_convert.h"
 #include "worker/dino/blas_kernels.h"
 #include "worker/dino/collectives.h"
@@ -56,13 +56,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<dino::v1::JobSpec> spec =
-      dino::client::LoadJobSpecFile(dino::DefaultFileSystem(), spec_path, overrides);
+      dino::spec::LoadJobSpecFile(dino::DefaultFileSystem(), spec_path, overrides);
   if (!spec.ok()) {
     std::cerr << "dino-train: " << spec.status().message() << "\n";
     return 2;
   }
-  dino::server::ApplyJobSpecDefaults(&*spec);
-  if (absl::Status valid = dino::server::ValidateJobSpec(*spec); !valid.ok()) {
+  dino::spec::ApplyJobSpecDefaults(&*spec);
+  if (absl::Status valid = dino::spec::ValidateJobSpec(*spec); !valid.ok()) {
     std::cerr << "dino-train: " << spec_path << ": " << valid.message() << "\n";
     return 2;
   }

@@ -3,26 +3,23 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/spec_data_paths.h"
 #include "common/status_macros.h"
+#include "spec/data_paths.h"
+#include "spec/job_spec.h"
 
 namespace dino::agent {
 namespace {
 
 using dino::v1::DatasetKind;
 
-// Copies an optional proto field into `out` when it is set.
-#define DINO_COPY_IF_SET(msg, field, out) \
-  if ((msg).has_##field()) (out) = (msg).field()
-
-absl::StatusOr<std::string> KindName(DatasetKind kind) {
+absl::StatusOr<data::DatasetKind> KindFromSpec(DatasetKind kind) {
   switch (kind) {
     case dino::v1::DATASET_KIND_IDX:
-      return std::string("idx");
+      return data::DatasetKind::kIdx;
     case dino::v1::DATASET_KIND_IMAGE_FOLDER:
-      return std::string("image_folder");
+      return data::DatasetKind::kImageFolder;
     case dino::v1::DATASET_KIND_SYNTHETIC:
-      return std::string("synthetic");
+      return data::DatasetKind::kSynthetic;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("data.kind must be IDX, IMAGE_FOLDER or SYNTHETIC, got ",
@@ -33,107 +30,109 @@ absl::StatusOr<std::string> KindName(DatasetKind kind) {
 }  // namespace
 
 absl::Status CheckDataPaths(const dino::v1::JobSpec& spec, const PathConfinement& roots) {
-  return CheckSpecDataPaths(spec, roots);
+  return spec::CheckSpecDataPaths(spec, roots);
 }
 
-absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec,
+absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& given,
                                                    const LocalResources& local) {
+  // The coordinator sends the spec with every default applied; applying them again changes
+  // nothing there, and gives a partial spec (tests, dino-train's callers) the same defaults.
+  dino::v1::JobSpec spec = given;
+  spec::ApplyJobSpecDefaults(&spec);
   run::RunOptions o;
   TrainConfig& t = o.train;
 
   const auto& m = spec.model();
-  DINO_COPY_IF_SET(m, preset, t.model.preset);
-  DINO_COPY_IF_SET(m, dim, t.model.dim);
-  DINO_COPY_IF_SET(m, depth, t.model.depth);
-  DINO_COPY_IF_SET(m, heads, t.model.heads);
-  DINO_COPY_IF_SET(m, patch_size, t.model.patch_size);
-  DINO_COPY_IF_SET(m, in_channels, t.model.in_channels);
-  DINO_COPY_IF_SET(m, mlp_ratio, t.model.mlp_ratio);
-  DINO_COPY_IF_SET(m, drop_path_rate, t.model.drop_path_rate);
+  t.model.preset = m.preset();
+  t.model.dim = m.dim();
+  t.model.depth = m.depth();
+  t.model.heads = m.heads();
+  t.model.patch_size = m.patch_size();
+  t.model.in_channels = m.in_channels();
+  t.model.mlp_ratio = m.mlp_ratio();
+  t.model.drop_path_rate = m.drop_path_rate();
 
   const auto& h = spec.head();
-  DINO_COPY_IF_SET(h, out_dim, t.head.out_dim);
-  DINO_COPY_IF_SET(h, hidden_dim, t.head.hidden);
-  DINO_COPY_IF_SET(h, bottleneck_dim, t.head.bottleneck);
-  DINO_COPY_IF_SET(h, nlayers, t.head.nlayers);
-  DINO_COPY_IF_SET(h, use_bn, t.head.use_bn);
-  DINO_COPY_IF_SET(h, norm_last_layer, t.head.norm_last_layer);
+  t.head.out_dim = h.out_dim();
+  t.head.hidden_dim = h.hidden_dim();
+  t.head.bottleneck_dim = h.bottleneck_dim();
+  t.head.nlayers = h.nlayers();
+  t.head.use_bn = h.use_bn();
+  t.head.norm_last_layer = h.norm_last_layer();
 
   const auto& op = spec.optim();
-  DINO_COPY_IF_SET(op, epochs, t.optim.epochs);
-  DINO_COPY_IF_SET(op, batch_size_per_rank, t.optim.batch_size_per_rank);
-  DINO_COPY_IF_SET(op, lr, t.optim.lr);
-  DINO_COPY_IF_SET(op, min_lr, t.optim.min_lr);
-  DINO_COPY_IF_SET(op, warmup_epochs, t.optim.warmup_epochs);
-  DINO_COPY_IF_SET(op, weight_decay, t.optim.weight_decay);
-  DINO_COPY_IF_SET(op, weight_decay_end, t.optim.weight_decay_end);
-  DINO_COPY_IF_SET(op, clip_grad, t.optim.clip_grad);
-  DINO_COPY_IF_SET(op, freeze_last_layer, t.optim.freeze_last_layer);
-  DINO_COPY_IF_SET(op, bf16, t.bf16);
+  t.optim.epochs = op.epochs();
+  t.optim.batch_size_per_rank = op.batch_size_per_rank();
+  t.optim.lr = op.lr();
+  t.optim.min_lr = op.min_lr();
+  t.optim.warmup_epochs = op.warmup_epochs();
+  t.optim.weight_decay = op.weight_decay();
+  t.optim.weight_decay_end = op.weight_decay_end();
+  t.optim.clip_grad = op.clip_grad();
+  t.optim.freeze_last_layer = op.freeze_last_layer();
+  t.bf16 = op.bf16();
 
   const auto& d = spec.dino();
-  DINO_COPY_IF_SET(d, student_temp, t.dino.student_temp);
-  DINO_COPY_IF_SET(d, teacher_temp, t.dino.teacher_temp);
-  DINO_COPY_IF_SET(d, warmup_teacher_temp, t.dino.warmup_teacher_temp);
-  DINO_COPY_IF_SET(d, warmup_teacher_temp_epochs, t.dino.warmup_teacher_temp_epochs);
-  DINO_COPY_IF_SET(d, momentum_teacher, t.dino.momentum_teacher);
-  DINO_COPY_IF_SET(d, center_momentum, t.dino.center_momentum);
+  t.dino.student_temp = d.student_temp();
+  t.dino.teacher_temp = d.teacher_temp();
+  t.dino.warmup_teacher_temp = d.warmup_teacher_temp();
+  t.dino.warmup_teacher_temp_epochs = d.warmup_teacher_temp_epochs();
+  t.dino.momentum_teacher = d.momentum_teacher();
+  t.dino.center_momentum = d.center_momentum();
 
-  // Augmentation: sizes first, then the defaults scaled to them, then explicit overrides.
+  // Augmentation: the crop sizes live in t.crops (TrainingRun sets the views' sizes from them);
+  // the views take the spec's scales and probabilities.
   const auto& a = spec.augmentation();
-  DINO_COPY_IF_SET(a, global_crop_size, t.crops.global_crop_size);
-  DINO_COPY_IF_SET(a, local_crop_size, t.crops.local_crop_size);
-  DINO_COPY_IF_SET(a, n_local_crops, t.crops.n_local_crops);
-  if (t.crops.global_crop_size < 1 || t.crops.n_local_crops < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("augmentation.global_crop_size must be >= 1 and n_local_crops >= 0, got ",
-                     t.crops.global_crop_size, " and ", t.crops.n_local_crops));
-  }
+  t.crops.global_crop_size = a.global_crop_size();
+  t.crops.local_crop_size = a.local_crop_size();
+  t.crops.n_local_crops = a.n_local_crops();
   data::AugmentOptions& g = o.augment;
-  g = data::AugmentOptions::ForResolution(t.crops.global_crop_size, t.crops.n_local_crops);
-  DINO_COPY_IF_SET(a, global_crop_scale_min, g.global1.scale_min);
-  DINO_COPY_IF_SET(a, global_crop_scale_max, g.global1.scale_max);
-  g.global2.scale_min = g.global1.scale_min;
-  g.global2.scale_max = g.global1.scale_max;
-  DINO_COPY_IF_SET(a, local_crop_scale_min, g.local.scale_min);
-  DINO_COPY_IF_SET(a, local_crop_scale_max, g.local.scale_max);
-  for (data::ViewOptions* v : {&g.global1, &g.global2, &g.local}) {
-    DINO_COPY_IF_SET(a, flip_prob, v->flip_p);
-    DINO_COPY_IF_SET(a, color_jitter_prob, v->jitter_p);
-    DINO_COPY_IF_SET(a, grayscale_prob, v->grayscale_p);
+  g.global1.crop_size = g.global2.crop_size = a.global_crop_size();
+  g.local.crop_size = a.local_crop_size();
+  g.n_local_crops = a.n_local_crops();
+  for (data::ViewOptions* v : {&g.global1, &g.global2}) {
+    v->crop_scale_min = a.global_crop_scale_min();
+    v->crop_scale_max = a.global_crop_scale_max();
   }
-  DINO_COPY_IF_SET(a, blur_prob_global1, g.global1.blur_p);
-  DINO_COPY_IF_SET(a, blur_prob_global2, g.global2.blur_p);
-  DINO_COPY_IF_SET(a, blur_prob_local, g.local.blur_p);
-  DINO_COPY_IF_SET(a, solarization_prob, g.global2.solarize_p);
-  DINO_COPY_IF_SET(a, brightness, g.brightness);
-  DINO_COPY_IF_SET(a, contrast, g.contrast);
-  DINO_COPY_IF_SET(a, saturation, g.saturation);
-  DINO_COPY_IF_SET(a, hue, g.hue);
-  DINO_COPY_IF_SET(a, blur_sigma_min, g.blur_sigma_min);
-  DINO_COPY_IF_SET(a, blur_sigma_max, g.blur_sigma_max);
+  g.local.crop_scale_min = a.local_crop_scale_min();
+  g.local.crop_scale_max = a.local_crop_scale_max();
+  for (data::ViewOptions* v : {&g.global1, &g.global2, &g.local}) {
+    v->flip_prob = a.flip_prob();
+    v->color_jitter_prob = a.color_jitter_prob();
+    v->grayscale_prob = a.grayscale_prob();
+  }
+  g.global1.blur_prob = a.blur_prob_global1();
+  g.global2.blur_prob = a.blur_prob_global2();
+  g.local.blur_prob = a.blur_prob_local();
+  g.global2.solarization_prob = a.solarization_prob();
+  g.brightness = a.brightness();
+  g.contrast = a.contrast();
+  g.saturation = a.saturation();
+  g.hue = a.hue();
+  g.blur_sigma_min = a.blur_sigma_min();
+  g.blur_sigma_max = a.blur_sigma_max();
 
   // Data.
   const auto& dat = spec.data();
-  DINO_ASSIGN_OR_RETURN(o.data.kind, KindName(dat.kind()));
+  DINO_ASSIGN_OR_RETURN(o.data.kind, KindFromSpec(dat.kind()));
   o.data.path = dat.path();
   o.data.labels_path = dat.labels_path();
-  DINO_COPY_IF_SET(dat, max_short_side, o.data.image_folder.max_short_side);
-  DINO_COPY_IF_SET(dat, max_corrupt, o.data.image_folder.max_corrupt);
+  o.data.image_folder.max_short_side = dat.max_short_side();
+  o.data.image_folder.max_corrupt = dat.max_corrupt();
   o.data.image_folder.roots = local.data_roots;  // The eval splits below copy it.
-  DINO_COPY_IF_SET(dat, synthetic_images, o.data.synthetic.size);
-  DINO_COPY_IF_SET(dat, synthetic_classes, o.data.synthetic.num_classes);
-  DINO_COPY_IF_SET(dat, synthetic_image_size, o.data.synthetic.resolution);
+  o.data.synthetic.size = dat.synthetic_images();
+  o.data.synthetic.num_classes = dat.synthetic_classes();
+  o.data.synthetic.resolution = dat.synthetic_image_size();
   o.data.synthetic.seed = spec.seed();
-  o.loader_threads = dat.has_loader_threads() ? dat.loader_threads() : 2;
-  if (o.data.kind == "synthetic") {
+  o.loader_threads = dat.loader_threads();
+  if (o.data.kind == data::DatasetKind::kSynthetic) {
     // A synthetic job evaluates on a held-out synthetic split drawn with another seed.
     data::DatasetSpec test = o.data;
     test.synthetic.seed = spec.seed() + 1000003;
     test.synthetic.size = std::max<int64_t>(64, o.data.synthetic.size / 4);
     o.eval_train = o.data;
     o.eval_test = test;
-  } else if (dat.has_eval_path() && !dat.eval_path().empty()) {
+  } else if (!dat.eval_path().empty()) {
     o.eval_train = o.data;
     data::DatasetSpec test = o.data;
     test.path = dat.eval_path();
@@ -143,16 +142,15 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec
 
   // Resources, checkpoints, evaluation.
   t.device = local.device;
-  t.threads = spec.resources().has_threads_per_rank() && spec.resources().threads_per_rank() > 0
-                  ? spec.resources().threads_per_rank()
-                  : local.threads;
+  t.threads =
+      spec.resources().threads_per_rank() > 0 ? spec.resources().threads_per_rank() : local.threads;
   t.seed = spec.seed();
-  DINO_COPY_IF_SET(spec.checkpoint(), every_steps, o.checkpoint_every_steps);
-  DINO_COPY_IF_SET(spec.checkpoint(), keep_last, o.keep_checkpoints);
-  DINO_COPY_IF_SET(spec.eval(), every_epochs, o.eval_every_epochs);
-  DINO_COPY_IF_SET(spec.eval(), knn_k, o.knn_k);
-  DINO_COPY_IF_SET(spec.eval(), knn_temperature, o.knn_temperature);
-  DINO_COPY_IF_SET(spec, progress_every_steps, o.progress_every_steps);
+  o.checkpoint_every_steps = spec.checkpoint().every_steps();
+  o.keep_checkpoints = spec.checkpoint().keep_last();
+  o.eval_every_epochs = spec.eval().every_epochs();
+  o.knn_k = spec.eval().knn_k();
+  o.knn_temperature = spec.eval().knn_temperature();
+  o.progress_every_steps = spec.progress_every_steps();
   o.work_dir = local.work_dir;
 
   TrainConfig check = t;
@@ -162,7 +160,5 @@ absl::StatusOr<run::RunOptions> RunOptionsFromSpec(const dino::v1::JobSpec& spec
   DINO_RETURN_IF_ERROR(check.Validate());
   return o;
 }
-
-#undef DINO_COPY_IF_SET
 
 }  // namespace dino::agent

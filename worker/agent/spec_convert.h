@@ -1,8 +1,8 @@
 // Converts a job's dino.v1.JobSpec (as the coordinator sends it in an Assignment, defaults
-// applied) into the RunOptions of one rank's TrainingRun. Fields the spec leaves unset take the
-// defaults documented in job.proto, which are the TrainConfig / AugmentOptions defaults, except
-// that augmentation sizes and blur σ are scaled to the global crop size when the spec does not
-// set them (AugmentOptions::ForResolution).
+// applied) into the RunOptions of one rank's TrainingRun, field by field and unchanged: nothing is
+// scaled or derived here (the blur σ range, for one, is the spec's at every crop size). A field
+// the spec leaves unset takes the default of spec/defaults.h, as the coordinator would have
+// filled it in (spec::ApplyJobSpecDefaults).
 //
 // Thread-safety: a pure function. Failure: INVALID_ARGUMENT naming the spec field for values the
 // trainer cannot use (unknown dataset kind, bad preset, a failing TrainConfig::Validate).

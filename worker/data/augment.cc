@@ -20,28 +20,49 @@ absl::Status ValidateView(const ViewOptions& v, absl::string_view name) {
     }
     return absl::OkStatus();
   };
-  if (v.size <= 0) return absl::InvalidArgumentError(absl::StrCat(name, ".size must be > 0"));
-  if (!(v.scale_min > 0 && v.scale_min <= v.scale_max && v.scale_max <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": scale range [", v.scale_min, ", ",
-                                                   v.scale_max,
+  if (v.crop_size <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ".crop_size must be > 0"));
+  }
+  if (!(v.crop_scale_min > 0 && v.crop_scale_min <= v.crop_scale_max && v.crop_scale_max <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": crop scale range [", v.crop_scale_min,
+                                                   ", ", v.crop_scale_max,
                                                    "] must satisfy 0 < min <= max <= 1"));
   }
-  DINO_RETURN_IF_ERROR(prob(v.flip_p, "flip_p"));
-  DINO_RETURN_IF_ERROR(prob(v.jitter_p, "jitter_p"));
-  DINO_RETURN_IF_ERROR(prob(v.grayscale_p, "grayscale_p"));
-  DINO_RETURN_IF_ERROR(prob(v.blur_p, "blur_p"));
-  return prob(v.solarize_p, "solarize_p");
+  DINO_RETURN_IF_ERROR(prob(v.flip_prob, "flip_prob"));
+  DINO_RETURN_IF_ERROR(prob(v.color_jitter_prob, "color_jitter_prob"));
+  DINO_RETURN_IF_ERROR(prob(v.grayscale_prob, "grayscale_prob"));
+  DINO_RETURN_IF_ERROR(prob(v.blur_prob, "blur_prob"));
+  return prob(v.solarization_prob, "solarization_prob");
 }
 
 }  // namespace
 
-AugmentOptions AugmentOptions::ForResolution(int64_t resolution, int64_t num_local) {
+ViewOptions DefaultGlobal2View() {
+  ViewOptions v;
+  v.blur_prob = spec::kJobSpecDefaults.augmentation.blur_prob_global2;
+  v.solarization_prob = spec::kJobSpecDefaults.augmentation.solarization_prob;
+  return v;
+}
+
+ViewOptions DefaultLocalView() {
+  const spec::AugmentationSpecDefaults& a = spec::kJobSpecDefaults.augmentation;
+  ViewOptions v;
+  v.crop_size = a.local_crop_size;
+  v.crop_scale_min = a.local_crop_scale_min;
+  v.crop_scale_max = a.local_crop_scale_max;
+  v.blur_prob = a.blur_prob_local;
+  return v;
+}
+
+AugmentOptions AugmentOptions::ForResolution(int64_t resolution, int64_t n_local_crops) {
+  const spec::AugmentationSpecDefaults& a = spec::kJobSpecDefaults.augmentation;
   AugmentOptions o;
-  o.global1.size = resolution;
-  o.global2.size = resolution;
-  o.local.size = std::max<int64_t>(8, std::llround(resolution * 96.0 / 224.0));
-  o.num_local = num_local;
-  o.blur_sigma_max = std::max(0.5, 2.0 * static_cast<double>(resolution) / 224.0);
+  o.global1.crop_size = resolution;
+  o.global2.crop_size = resolution;
+  o.local.crop_size =
+      std::max<int64_t>(8, std::llround(static_cast<double>(resolution * a.local_crop_size) /
+                                        static_cast<double>(a.global_crop_size)));
+  o.n_local_crops = n_local_crops;
   return o;
 }
 
@@ -49,7 +70,7 @@ absl::Status AugmentOptions::Validate() const {
   DINO_RETURN_IF_ERROR(ValidateView(global1, "global1"));
   DINO_RETURN_IF_ERROR(ValidateView(global2, "global2"));
   DINO_RETURN_IF_ERROR(ValidateView(local, "local"));
-  if (num_local < 0) return absl::InvalidArgumentError("num_local must be >= 0");
+  if (n_local_crops < 0) return absl::InvalidArgumentError("n_local_crops must be >= 0");
   if (!(ratio_min > 0 && ratio_min <= ratio_max)) {
     return absl::InvalidArgumentError(
         absl::StrCat("ratio range [", ratio_min, ", ", ratio_max, "] must satisfy 0 < min <= max"));

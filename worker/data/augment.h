@@ -1,7 +1,7 @@
 // MultiCropAugmenter: DINO's multi-crop augmentation (docs/dino.md, "Augmentation"),
 // computed for a whole batch at once as tensor ops that run the same on CPU and CUDA.
 //
-// For each view (global 1, global 2, then `num_local` locals) and each sample:
+// For each view (global 1, global 2, then `n_local_crops` locals) and each sample:
 //   RandomResizedCrop (torchvision's sampling of scale and log-ratio, 10 tries then a centre crop;
 //   the crops of the whole batch are resampled at once, bicubic by default, without an
 //   antialiasing filter like torchvision's tensor path: one affine grid + grid_sample on CUDA, the
@@ -36,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "spec/defaults.h"
 #include "worker/data/dataset.h"
 
 namespace dino::data {
@@ -44,23 +45,32 @@ class BufferPool;
 
 enum class Interpolation { kBilinear, kBicubic };
 
-// One kind of view: its output size, crop sampling and the probability of each operation.
+// One kind of view: its output size, crop sampling and the probability of each operation. The
+// names are the job spec's (AugmentationSpec) without the view's prefix or suffix: crop_size is
+// global_crop_size or local_crop_size, blur_prob is blur_prob_global1, _global2 or _local. The
+// initial values are the job spec's defaults for the first global view (spec/defaults.h).
 struct ViewOptions {
-  int64_t size = 224;
-  double scale_min = 0.4;
-  double scale_max = 1.0;
-  double flip_p = 0.5;
-  double jitter_p = 0.8;
-  double grayscale_p = 0.2;
-  double blur_p = 1.0;
-  double solarize_p = 0.0;
+  int64_t crop_size = spec::kJobSpecDefaults.augmentation.global_crop_size;
+  double crop_scale_min = spec::kJobSpecDefaults.augmentation.global_crop_scale_min;
+  double crop_scale_max = spec::kJobSpecDefaults.augmentation.global_crop_scale_max;
+  double flip_prob = spec::kJobSpecDefaults.augmentation.flip_prob;
+  double color_jitter_prob = spec::kJobSpecDefaults.augmentation.color_jitter_prob;
+  double grayscale_prob = spec::kJobSpecDefaults.augmentation.grayscale_prob;
+  double blur_prob = spec::kJobSpecDefaults.augmentation.blur_prob_global1;
+  double solarization_prob = 0.0;  // DINO solarizes the second global view only.
 };
 
+// The second global view and the local views as the job spec's defaults describe them.
+ViewOptions DefaultGlobal2View();
+ViewOptions DefaultLocalView();
+
+// The initial values are the job spec's defaults (spec/defaults.h), so that AugmentOptions left
+// alone augments as an empty job spec does.
 struct AugmentOptions {
-  ViewOptions global1;  // DINO: blur 1.0, no solarize
-  ViewOptions global2 = {224, 0.4, 1.0, 0.5, 0.8, 0.2, 0.1, 0.2};
-  ViewOptions local = {96, 0.05, 0.4, 0.5, 0.8, 0.2, 0.5, 0.0};
-  int64_t num_local = 8;
+  ViewOptions global1;
+  ViewOptions global2 = DefaultGlobal2View();
+  ViewOptions local = DefaultLocalView();
+  int64_t n_local_crops = spec::kJobSpecDefaults.augmentation.n_local_crops;
 
   // RandomResizedCrop aspect-ratio range (width / height).
   double ratio_min = 3.0 / 4.0;
@@ -68,23 +78,24 @@ struct AugmentOptions {
   Interpolation interpolation = Interpolation::kBicubic;
 
   // ColorJitter strengths, as torchvision: factors uniform in [1-x, 1+x]; hue shift in [-h, h].
-  double brightness = 0.4;
-  double contrast = 0.4;
-  double saturation = 0.2;
-  double hue = 0.1;
+  double brightness = spec::kJobSpecDefaults.augmentation.brightness;
+  double contrast = spec::kJobSpecDefaults.augmentation.contrast;
+  double saturation = spec::kJobSpecDefaults.augmentation.saturation;
+  double hue = spec::kJobSpecDefaults.augmentation.hue;
 
-  // Gaussian blur σ range; each sample's kernel radius is ceil(3σ) (less than the view size).
-  double blur_sigma_min = 0.1;
-  double blur_sigma_max = 2.0;
+  // Gaussian blur σ range; each sample's kernel radius is ceil(3σ) (less than the view size). The
+  // same range at every crop size.
+  double blur_sigma_min = spec::kJobSpecDefaults.augmentation.blur_sigma_min;
+  double blur_sigma_max = spec::kJobSpecDefaults.augmentation.blur_sigma_max;
 
-  int64_t num_views() const { return 2 + num_local; }
+  int64_t num_views() const { return 2 + n_local_crops; }
   const ViewOptions& view(int64_t v) const { return v == 0 ? global1 : v == 1 ? global2 : local; }
 
-  // The DINO defaults with sizes scaled to images of `resolution` px (e.g. 28 for Fashion-MNIST):
-  // global = resolution, local = max(8, round(resolution * 96 / 224)) (12 at 28 px), the same
-  // scales, ratios and probabilities, and σ ∈ [0.1, max(0.5, 2 * resolution / 224)] so that the
-  // blur stays visible but does not wipe out small images.
-  static AugmentOptions ForResolution(int64_t resolution, int64_t num_local = 6);
+  // The defaults with the crop sizes scaled to images of `resolution` px (e.g. 28 for
+  // Fashion-MNIST): global = resolution, local = max(8, round(resolution * local / global of the
+  // defaults)) (12 at 28 px); the scales, ratios, probabilities and the blur σ range stay the
+  // defaults'.
+  static AugmentOptions ForResolution(int64_t resolution, int64_t n_local_crops = 6);
 
   absl::Status Validate() const;
 };

@@ -272,7 +272,7 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
   for (const auto& im : images) src.push_back(im.contiguous());
   std::vector<torch::Tensor> out;
   for (int64_t v = 0; v < num_views; ++v) {
-    const int64_t size = options.view(v).size;
+    const int64_t size = options.view(v).crop_size;
     out.push_back(pool != nullptr ? pool->Empty({batch, channels, size, size})
                                   : torch::empty({batch, channels, size, size}, torch::kFloat32));
   }
@@ -293,7 +293,7 @@ std::vector<torch::Tensor> MultiCropCpu(const std::vector<torch::Tensor>& images
     for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) {
       const int64_t v = t % num_views, b = t / num_views;
       const ViewParams& p = views[v];
-      const int64_t size = options.view(v).size, plane = size * size;
+      const int64_t size = options.view(v).crop_size, plane = size * size;
       float* img = out[v].data_ptr<float>() + b * channels * plane;
       ResampleImage(src[b].data_ptr<uint8_t>(), channels, src[b].size(1), src[b].size(2),
                     p.boxes[b], p.flip[b], size, options.interpolation, img, s);

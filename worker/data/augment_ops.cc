@@ -271,10 +271,10 @@ std::vector<ViewParams> SampleViews(const AugmentOptions& o,
     const ViewOptions& vo = o.view(v);
     ViewParams& p = views[v];
     for (int64_t b = 0; b < batch; ++b) {
-      p.boxes.push_back(SampleResizedCrop(images[b].size(1), images[b].size(2), vo.scale_min,
-                                          vo.scale_max, o.ratio_min, o.ratio_max, rng));
-      p.flip.push_back(Uniform01(rng) < vo.flip_p);
-      p.jitter.apply.push_back(Uniform01(rng) < vo.jitter_p);
+      p.boxes.push_back(SampleResizedCrop(images[b].size(1), images[b].size(2), vo.crop_scale_min,
+                                          vo.crop_scale_max, o.ratio_min, o.ratio_max, rng));
+      p.flip.push_back(Uniform01(rng) < vo.flip_prob);
+      p.jitter.apply.push_back(Uniform01(rng) < vo.color_jitter_prob);
       std::array<int, 4> order = {0, 1, 2, 3};
       for (int i = 3; i > 0; --i) {
         std::swap(order[i], order[static_cast<int>(Uniform01(rng) * (i + 1))]);
@@ -284,12 +284,12 @@ std::vector<ViewParams> SampleViews(const AugmentOptions& o,
                                   1 - o.contrast + 2 * o.contrast * Uniform01(rng),
                                   1 - o.saturation + 2 * o.saturation * Uniform01(rng),
                                   -o.hue + 2 * o.hue * Uniform01(rng)});
-      p.gray.push_back(Uniform01(rng) < vo.grayscale_p);
-      const bool blur = Uniform01(rng) < vo.blur_p;
+      p.gray.push_back(Uniform01(rng) < vo.grayscale_prob);
+      const bool blur = Uniform01(rng) < vo.blur_prob;
       const double sigma =
           o.blur_sigma_min + (o.blur_sigma_max - o.blur_sigma_min) * Uniform01(rng);
       p.sigma.push_back(blur ? sigma : 0.0);
-      p.solarize.push_back(Uniform01(rng) < vo.solarize_p);
+      p.solarize.push_back(Uniform01(rng) < vo.solarization_prob);
     }
   }
   return views;
@@ -317,7 +317,7 @@ std::vector<torch::Tensor> AugmentViews(const std::vector<torch::Tensor>& images
   crops.reserve(params.size());
   for (size_t v = 0; v < params.size(); ++v) {
     const ViewParams& p = params[v];
-    auto x = ResizedCrops(canvas, p.boxes, p.flip, o.view(static_cast<int64_t>(v)).size,
+    auto x = ResizedCrops(canvas, p.boxes, p.flip, o.view(static_cast<int64_t>(v)).crop_size,
                           o.interpolation, path);
     x = ColorJitter(x, p.jitter, path);
     x = RandomGrayscale(x, p.gray);

@@ -54,11 +54,19 @@ absl::StatusOr<NormalizationStats> EstimateNormalization(const Dataset& dataset,
 }
 
 absl::StatusOr<std::shared_ptr<Dataset>> OpenDataset(const DatasetSpec& spec) {
-  if (spec.kind == "idx") return OpenIdxDataset(spec.path, spec.labels_path);
-  if (spec.kind == "image_folder") return OpenImageFolder(spec.path, spec.image_folder);
-  if (spec.kind == "synthetic") return MakeSyntheticDataset(spec.synthetic);
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown dataset kind '", spec.kind, "' (want idx, image_folder, synthetic)"));
+  switch (spec.kind) {
+    case DatasetKind::kIdx:
+      return OpenIdxDataset(spec.path, spec.labels_path);
+    case DatasetKind::kImageFolder:
+      return OpenImageFolder(spec.path, spec.image_folder);
+    case DatasetKind::kSynthetic:
+      return MakeSyntheticDataset(spec.synthetic);
+    case DatasetKind::kUnspecified:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown dataset kind ",
+                                                 static_cast<int>(spec.kind),
+                                                 " (want idx, image_folder or synthetic)"));
 }
 
 }  // namespace dino::data

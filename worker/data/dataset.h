@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/path_confinement.h"
+#include "spec/defaults.h"
 
 namespace dino::data {
 
@@ -71,11 +72,11 @@ absl::StatusOr<std::shared_ptr<Dataset>> OpenIdxDataset(const std::string& image
 
 struct ImageFolderOptions {
   // Images are shrunk on decode so that their short side is at most this (0: keep native size).
-  int64_t max_short_side = 256;
+  int64_t max_short_side = spec::kJobSpecDefaults.data.max_short_side;
   // Decoding threads used by GetImages and by the header scan at open.
   int threads = 4;
   // Corrupt files tolerated (skipped and counted) before the dataset fails.
-  int64_t max_corrupt = 100;
+  int64_t max_corrupt = spec::kJobSpecDefaults.data.max_corrupt;
   // 0: infer from the files, which must all agree; 1 or 3: convert every image to that.
   int64_t channels = 0;
   // When confined (the worker's --data-roots), every file is resolved (symlinks followed) at open
@@ -90,24 +91,31 @@ struct ImageFolderOptions {
 absl::StatusOr<std::shared_ptr<Dataset>> OpenImageFolder(const std::string& root,
                                                          const ImageFolderOptions& options = {});
 
+// The job spec's data.synthetic_images, synthetic_image_size and synthetic_classes, and their
+// defaults.
 struct SyntheticOptions {
-  int64_t size = 1024;
+  int64_t size = spec::kJobSpecDefaults.data.synthetic_images;
   int64_t channels = 3;
-  int64_t resolution = 32;
-  int64_t num_classes = 10;
-  uint64_t seed = 0;
+  int64_t resolution = spec::kJobSpecDefaults.data.synthetic_image_size;
+  int64_t num_classes = spec::kJobSpecDefaults.data.synthetic_classes;
+  uint64_t seed = spec::kJobSpecDefaults.seed;
 };
 
 // Procedural shapes (one shape family and colour per class) at random positions and sizes on a
 // textured background. Images are rendered on demand, deterministically from (seed, index).
 absl::StatusOr<std::shared_ptr<Dataset>> MakeSyntheticDataset(const SyntheticOptions& options);
 
-// Opens a dataset by kind, for job specs:
-//   "idx":          path = images file; labels_path optional.
-//   "image_folder": path = root folder.
-//   "synthetic":    path ignored; synthetic options used.
+// The job spec's dataset kinds (data.kind), value for value; kUnspecified opens nothing.
+enum class DatasetKind {
+  kUnspecified = 0,
+  kIdx = 1,          // path = images file; labels_path optional.
+  kImageFolder = 2,  // path = root folder.
+  kSynthetic = 3,    // path ignored; synthetic options used.
+};
+
+// Opens a dataset by kind, for job specs.
 struct DatasetSpec {
-  std::string kind;
+  DatasetKind kind = DatasetKind::kUnspecified;
   std::string path;
   std::string labels_path;
   ImageFolderOptions image_folder;

@@ -1,12 +1,15 @@
 #include "worker/dino/config.h"
 
 #include <functional>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace dino {
 namespace {
@@ -94,8 +97,8 @@ const std::vector<Field>& Fields() {
       Make("model.mlp_ratio", &TrainConfig::model, &ModelConfig::mlp_ratio),
       Make("model.drop_path_rate", &TrainConfig::model, &ModelConfig::drop_path_rate),
       Make("head.out_dim", &TrainConfig::head, &HeadConfig::out_dim),
-      Make("head.hidden", &TrainConfig::head, &HeadConfig::hidden),
-      Make("head.bottleneck", &TrainConfig::head, &HeadConfig::bottleneck),
+      Make("head.hidden_dim", &TrainConfig::head, &HeadConfig::hidden_dim),
+      Make("head.bottleneck_dim", &TrainConfig::head, &HeadConfig::bottleneck_dim),
       Make("head.nlayers", &TrainConfig::head, &HeadConfig::nlayers),
       Make("head.use_bn", &TrainConfig::head, &HeadConfig::use_bn),
       Make("head.norm_last_layer", &TrainConfig::head, &HeadConfig::norm_last_layer),
@@ -139,28 +142,39 @@ absl::Status InRange(const char* field, double v, double lo, double hi) {
       absl::StrCat(field, " must be in [", lo, ", ", hi, "], got ", v));
 }
 
+// Keys of checkpoints written before the head's fields took the job spec's names: {old, new}.
+constexpr std::pair<const char*, const char*> kRenamedKeys[] = {
+    {"head.hidden", "head.hidden_dim"},
+    {"head.bottleneck", "head.bottleneck_dim"},
+};
+
+// "vit_tiny, vit_small, vit_base or custom": the presets of spec/defaults.h.
+absl::Status CheckPreset(const std::string& name) {
+  if (spec::FindModelPreset(name) != nullptr || name == spec::kCustomModelPreset) {
+    return absl::OkStatus();
+  }
+  std::string names;
+  for (const spec::ModelPreset& preset : spec::kModelPresets) {
+    absl::StrAppend(&names, std::string(preset.name), ", ");
+  }
+  names.resize(names.size() - 2);
+  return absl::InvalidArgumentError(absl::StrCat("model.preset must be ", names, " or ",
+                                                 std::string(spec::kCustomModelPreset), ", got '",
+                                                 name, "'"));
+}
+
 }  // namespace
 
 absl::Status TrainConfig::ApplyPreset() {
-  if (model.preset == "vit_tiny") {
-    model.dim = 192, model.depth = 12, model.heads = 3;
-  } else if (model.preset == "vit_small") {
-    model.dim = 384, model.depth = 12, model.heads = 6;
-  } else if (model.preset == "vit_base") {
-    model.dim = 768, model.depth = 12, model.heads = 12;
-  } else if (model.preset != "custom") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.preset must be vit_tiny, vit_small, vit_base or custom, got '", model.preset, "'"));
+  DINO_RETURN_IF_ERROR(CheckPreset(model.preset));
+  if (const spec::ModelPreset* preset = spec::FindModelPreset(model.preset)) {
+    model.dim = preset->dim, model.depth = preset->depth, model.heads = preset->heads;
   }
   return absl::OkStatus();
 }
 
 absl::Status TrainConfig::Validate() const {
-  if (model.preset != "vit_tiny" && model.preset != "vit_small" && model.preset != "vit_base" &&
-      model.preset != "custom") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.preset must be vit_tiny, vit_small, vit_base or custom, got '", model.preset, "'"));
-  }
+  DINO_RETURN_IF_ERROR(CheckPreset(model.preset));
   for (const auto& [name, v] : std::vector<std::pair<const char*, int64_t>>{
            {"model.dim", model.dim},
            {"model.depth", model.depth},
@@ -169,8 +183,8 @@ absl::Status TrainConfig::Validate() const {
            {"model.image_size", model.image_size},
            {"model.in_channels", model.in_channels},
            {"head.out_dim", head.out_dim},
-           {"head.hidden", head.hidden},
-           {"head.bottleneck", head.bottleneck},
+           {"head.hidden_dim", head.hidden_dim},
+           {"head.bottleneck_dim", head.bottleneck_dim},
            {"head.nlayers", head.nlayers},
            {"optim.epochs", optim.epochs},
            {"optim.batch_size_per_rank", optim.batch_size_per_rank},
@@ -249,6 +263,9 @@ absl::StatusOr<TrainConfig> TrainConfig::FromKeyValues(
   TrainConfig c;
   for (const Field& f : Fields()) {
     auto it = kv.find(f.key);
+    for (const auto& [old_key, key] : kRenamedKeys) {
+      if (it == kv.end() && f.key == std::string_view(key)) it = kv.find(old_key);
+    }
     if (it == kv.end()) continue;  // Keys added later keep their defaults.
     if (!f.set(c, it->second)) {
       return absl::InvalidArgumentError(
@@ -267,8 +284,8 @@ const char* const* TrainConfig::ArchitectureKeys() {
                                       "model.in_channels",
                                       "model.mlp_ratio",
                                       "head.out_dim",
-                                      "head.hidden",
-                                      "head.bottleneck",
+                                      "head.hidden_dim",
+                                      "head.bottleneck_dim",
                                       "head.nlayers",
                                       "head.use_bn",
                                       "head.norm_last_layer",

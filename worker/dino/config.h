@@ -1,13 +1,15 @@
 // TrainConfig: the plain description of one DINO training run, mirroring the job spec.
 //
 // It is built by the caller (the worker agent converts the proto, tests and benchmarks fill it
-// directly) and passed by const reference; the Trainer keeps its own copy. Defaults are those of
-// the DINO paper and its reference implementation (see docs/dino.md).
+// directly) and passed by const reference; the Trainer keeps its own copy. Its initial values are
+// the job spec's defaults (spec/defaults.h: DINO's, where the paper or its reference implementation
+// defines one, docs/dino.md), so a TrainConfig left alone trains what an empty job spec trains.
 //
 // Thread-safety: a plain value type.
 // Failure: Validate() returns INVALID_ARGUMENT naming the first offending field.
-// ToKeyValues()/FromKeyValues() give a stable text form stored in checkpoints; FromKeyValues()
-// returns INVALID_ARGUMENT for an unknown preset or an unparsable value.
+// ToKeyValues()/FromKeyValues() give a stable text form stored in checkpoints, keyed by the member
+// names; FromKeyValues() also reads the keys older checkpoints used ("head.hidden") and returns
+// INVALID_ARGUMENT for an unknown preset or an unparsable value.
 #pragma once
 
 #include <cstdint>
@@ -16,56 +18,63 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "spec/defaults.h"
 
 namespace dino {
 
 struct ModelConfig {
-  // "vit_tiny", "vit_small", "vit_base" set dim/depth/heads; "custom" uses the fields below.
-  std::string preset = "vit_small";
-  int64_t dim = 384;
-  int64_t depth = 12;
-  int64_t heads = 6;
-  int64_t patch_size = 16;
-  int64_t image_size = 224;  // The trained grid: the global crop size.
-  int64_t in_channels = 3;
-  double mlp_ratio = 4.0;
-  double drop_path_rate = 0.1;  // Student only; rises linearly with depth.
+  // A preset of spec/defaults.h sets dim/depth/heads; "custom" uses the fields below.
+  std::string preset = std::string(spec::kJobSpecDefaults.model.preset);
+  int64_t dim = spec::kJobSpecDefaults.model.dim;
+  int64_t depth = spec::kJobSpecDefaults.model.depth;
+  int64_t heads = spec::kJobSpecDefaults.model.heads;
+  int64_t patch_size = spec::kJobSpecDefaults.model.patch_size;
+  // The trained grid: the global crop size.
+  int64_t image_size = spec::kJobSpecDefaults.augmentation.global_crop_size;
+  int64_t in_channels = spec::kJobSpecDefaults.model.in_channels;
+  double mlp_ratio = spec::kJobSpecDefaults.model.mlp_ratio;
+  // Student only; rises linearly with depth.
+  double drop_path_rate = spec::kJobSpecDefaults.model.drop_path_rate;
 };
 
 struct HeadConfig {
-  int64_t out_dim = 65536;  // K
-  int64_t hidden = 2048;
-  int64_t bottleneck = 256;
-  int64_t nlayers = 3;
-  bool use_bn = false;
-  bool norm_last_layer = true;
+  int64_t out_dim = spec::kJobSpecDefaults.head.out_dim;  // K
+  int64_t hidden_dim = spec::kJobSpecDefaults.head.hidden_dim;
+  int64_t bottleneck_dim = spec::kJobSpecDefaults.head.bottleneck_dim;
+  int64_t nlayers = spec::kJobSpecDefaults.head.nlayers;
+  bool use_bn = spec::kJobSpecDefaults.head.use_bn;
+  bool norm_last_layer = spec::kJobSpecDefaults.head.norm_last_layer;
 };
 
 struct DinoLossConfig {
-  double student_temp = 0.1;
-  double teacher_temp = 0.07;
-  double warmup_teacher_temp = 0.04;
-  int64_t warmup_teacher_temp_epochs = 30;
-  double center_momentum = 0.9;
-  double momentum_teacher = 0.996;
+  double student_temp = spec::kJobSpecDefaults.dino.student_temp;
+  double teacher_temp = spec::kJobSpecDefaults.dino.teacher_temp;
+  double warmup_teacher_temp = spec::kJobSpecDefaults.dino.warmup_teacher_temp;
+  int64_t warmup_teacher_temp_epochs = spec::kJobSpecDefaults.dino.warmup_teacher_temp_epochs;
+  double center_momentum = spec::kJobSpecDefaults.dino.center_momentum;
+  double momentum_teacher = spec::kJobSpecDefaults.dino.momentum_teacher;
 };
 
 struct OptimConfig {
-  int64_t epochs = 100;
-  int64_t batch_size_per_rank = 64;
-  double lr = 0.0005;  // Base lr for a global batch of 256; scaled linearly.
-  double min_lr = 1e-6;
-  int64_t warmup_epochs = 10;
-  double weight_decay = 0.04;
-  double weight_decay_end = 0.4;
-  double clip_grad = 3.0;  // Per-parameter gradient norm bound; 0 disables clipping.
-  int64_t freeze_last_layer = 1;
+  int64_t epochs = spec::kJobSpecDefaults.optim.epochs;
+  int64_t batch_size_per_rank = spec::kJobSpecDefaults.optim.batch_size_per_rank;
+  // Base lr for a global batch of 256; scaled linearly.
+  double lr = spec::kJobSpecDefaults.optim.lr;
+  double min_lr = spec::kJobSpecDefaults.optim.min_lr;
+  int64_t warmup_epochs = spec::kJobSpecDefaults.optim.warmup_epochs;
+  double weight_decay = spec::kJobSpecDefaults.optim.weight_decay;
+  double weight_decay_end = spec::kJobSpecDefaults.optim.weight_decay_end;
+  // Per-parameter gradient norm bound; 0 disables clipping.
+  double clip_grad = spec::kJobSpecDefaults.optim.clip_grad;
+  int64_t freeze_last_layer = spec::kJobSpecDefaults.optim.freeze_last_layer;
 };
 
+// The crop geometry of a run: the one source of the crop sizes (the augmentation's views and the
+// ViT's grid are set from it).
 struct CropConfig {
-  int64_t global_crop_size = 224;
-  int64_t local_crop_size = 96;
-  int64_t n_local_crops = 8;
+  int64_t global_crop_size = spec::kJobSpecDefaults.augmentation.global_crop_size;
+  int64_t local_crop_size = spec::kJobSpecDefaults.augmentation.local_crop_size;
+  int64_t n_local_crops = spec::kJobSpecDefaults.augmentation.n_local_crops;
 };
 
 struct TrainConfig {
@@ -75,17 +84,19 @@ struct TrainConfig {
   OptimConfig optim;
   CropConfig crops;
   int64_t steps_per_epoch = 1;  // Given by the caller: the loader knows it.
-  int64_t world_size = 1;
+  int64_t world_size = spec::kJobSpecDefaults.resources.world_size;
   std::string device = "cpu";  // "cpu" or "cuda:N".
-  bool bf16 = false;           // bf16 autocast; only effective on CUDA.
-  int64_t threads = 0;         // Intra-op threads; 0 = all cores.
+  // bf16 autocast; only effective on CUDA.
+  bool bf16 = spec::kJobSpecDefaults.optim.bf16;
+  // Intra-op threads; 0 = all cores.
+  int64_t threads = spec::kJobSpecDefaults.resources.threads_per_rank;
   // CPU runs on one rank without head BatchNorm: the batch is split into this many parts, whose
   // forward and backward run concurrently on their own threads (threads / parts intra-op threads
   // each); the gradients are summed in part order, so a run stays deterministic. 0 = automatic:
   // min(threads, batch / 16) parts where a split is possible, else 1. Not part of the checkpoint
   // config: it changes how a step is computed, not what (up to float rounding).
   int64_t micro_batches = 0;
-  uint64_t seed = 0;
+  uint64_t seed = spec::kJobSpecDefaults.seed;
 
   // Resolves the model preset into dim/depth/heads ("custom" keeps them).
   absl::Status ApplyPreset();

@@ -23,17 +23,17 @@ DINOHeadImpl::DINOHeadImpl(int64_t in_dim, const HeadConfig& config) {
   mlp = register_module("mlp", torch::nn::Sequential());
   const int64_t nlayers = std::max<int64_t>(config.nlayers, 1);
   if (nlayers == 1) {
-    mlp->push_back(torch::nn::Linear(in_dim, config.bottleneck));
+    mlp->push_back(torch::nn::Linear(in_dim, config.bottleneck_dim));
   } else {
-    mlp->push_back(torch::nn::Linear(in_dim, config.hidden));
-    if (config.use_bn) mlp->push_back(torch::nn::BatchNorm1d(config.hidden));
+    mlp->push_back(torch::nn::Linear(in_dim, config.hidden_dim));
+    if (config.use_bn) mlp->push_back(torch::nn::BatchNorm1d(config.hidden_dim));
     mlp->push_back(torch::nn::GELU());
     for (int64_t i = 0; i < nlayers - 2; ++i) {
-      mlp->push_back(torch::nn::Linear(config.hidden, config.hidden));
-      if (config.use_bn) mlp->push_back(torch::nn::BatchNorm1d(config.hidden));
+      mlp->push_back(torch::nn::Linear(config.hidden_dim, config.hidden_dim));
+      if (config.use_bn) mlp->push_back(torch::nn::BatchNorm1d(config.hidden_dim));
       mlp->push_back(torch::nn::GELU());
     }
-    mlp->push_back(torch::nn::Linear(config.hidden, config.bottleneck));
+    mlp->push_back(torch::nn::Linear(config.hidden_dim, config.bottleneck_dim));
   }
   {
     torch::NoGradGuard no_grad;
@@ -44,7 +44,8 @@ DINOHeadImpl::DINOHeadImpl(int64_t in_dim, const HeadConfig& config) {
       }
     }
   }
-  last_layer = register_module("last_layer", WeightNormLinear(config.bottleneck, config.out_dim));
+  last_layer =
+      register_module("last_layer", WeightNormLinear(config.bottleneck_dim, config.out_dim));
   if (config.norm_last_layer) last_layer->weight_g.set_requires_grad(false);
 }
 

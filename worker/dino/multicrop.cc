@@ -44,8 +44,8 @@ double BackboneForwardFlops(const ModelConfig& m, int64_t size) {
 }
 
 double HeadForwardFlops(const ModelConfig& m, const HeadConfig& h) {
-  const double d = static_cast<double>(m.dim), hid = static_cast<double>(h.hidden),
-               bot = static_cast<double>(h.bottleneck), k = static_cast<double>(h.out_dim);
+  const double d = static_cast<double>(m.dim), hid = static_cast<double>(h.hidden_dim),
+               bot = static_cast<double>(h.bottleneck_dim), k = static_cast<double>(h.out_dim);
   double mlp = 0;
   if (h.nlayers <= 1) {
     mlp = 2.0 * d * bot;

@@ -87,10 +87,10 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Create(RunOptions opti
   train.world_size = collectives->world_size();
   train.model.in_channels = run->dataset_->channels();
   train.model.image_size = train.crops.global_crop_size;
-  o.augment.global1.size = train.crops.global_crop_size;
-  o.augment.global2.size = train.crops.global_crop_size;
-  o.augment.local.size = train.crops.local_crop_size;
-  o.augment.num_local = train.crops.n_local_crops;
+  o.augment.global1.crop_size = train.crops.global_crop_size;
+  o.augment.global2.crop_size = train.crops.global_crop_size;
+  o.augment.local.crop_size = train.crops.local_crop_size;
+  o.augment.n_local_crops = train.crops.n_local_crops;
 
   data::LoaderOptions lo;
   lo.batch_size = train.optim.batch_size_per_rank;

@@ -28,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/file_system.h"
+#include "spec/defaults.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
@@ -50,12 +51,15 @@ struct RunOptions {
   std::optional<data::DatasetSpec> eval_test;
   int64_t eval_max_train = 0;  // 0 = all.
   int64_t eval_max_test = 0;
-  int64_t eval_every_epochs = 0;  // 0: only at the end.
-  int64_t knn_k = 20;
-  double knn_temperature = 0.07;
-  int64_t checkpoint_every_steps = 0;  // 0: only at epoch ends and the end.
-  int64_t progress_every_steps = 10;
-  int64_t keep_checkpoints = 3;  // Newest checkpoint files kept in work_dir/checkpoints.
+  // The job spec's defaults (spec/defaults.h) where the spec has the same setting.
+  int64_t eval_every_epochs = spec::kJobSpecDefaults.eval.every_epochs;  // 0: only at the end.
+  int64_t knn_k = spec::kJobSpecDefaults.eval.knn_k;
+  double knn_temperature = spec::kJobSpecDefaults.eval.knn_temperature;
+  // 0: only at epoch ends and the end.
+  int64_t checkpoint_every_steps = spec::kJobSpecDefaults.checkpoint.every_steps;
+  int64_t progress_every_steps = spec::kJobSpecDefaults.progress_every_steps;
+  // Newest checkpoint files kept in work_dir/checkpoints.
+  int64_t keep_checkpoints = spec::kJobSpecDefaults.checkpoint.keep_last;
   std::string work_dir;
   std::string resume_from;  // A checkpoint path, or empty for a fresh run.
 };

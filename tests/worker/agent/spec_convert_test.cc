@@ -49,8 +49,8 @@ TEST(SpecConvertTest, CopiesSetFieldsAndKeepsDefaultsForTheRest) {
   EXPECT_EQ(o->train.model.dim, 64);
   EXPECT_EQ(o->train.model.patch_size, 4);
   EXPECT_EQ(o->train.head.out_dim, 1024);
-  EXPECT_EQ(o->train.head.hidden, 128);
-  EXPECT_EQ(o->train.head.bottleneck, 32);
+  EXPECT_EQ(o->train.head.hidden_dim, 128);
+  EXPECT_EQ(o->train.head.bottleneck_dim, 32);
   EXPECT_TRUE(o->train.head.norm_last_layer);  // Default.
   EXPECT_EQ(o->train.optim.epochs, 7);
   EXPECT_EQ(o->train.optim.batch_size_per_rank, 48);
@@ -58,16 +58,17 @@ TEST(SpecConvertTest, CopiesSetFieldsAndKeepsDefaultsForTheRest) {
   EXPECT_DOUBLE_EQ(o->train.dino.momentum_teacher, 0.99);
   EXPECT_EQ(o->train.crops.global_crop_size, 28);
   EXPECT_EQ(o->train.crops.n_local_crops, 4);
-  EXPECT_EQ(o->augment.num_local, 4);
-  EXPECT_DOUBLE_EQ(o->augment.global2.solarize_p, 0.3);
-  EXPECT_DOUBLE_EQ(o->augment.global1.solarize_p, 0.0);
-  // Blur σ scaled to 28-px images when the spec leaves it unset.
-  EXPECT_LT(o->augment.blur_sigma_max, 2.0);
+  EXPECT_EQ(o->augment.n_local_crops, 4);
+  EXPECT_DOUBLE_EQ(o->augment.global2.solarization_prob, 0.3);
+  EXPECT_DOUBLE_EQ(o->augment.global1.solarization_prob, 0.0);
+  // The blur σ range is the spec's default at every crop size, not scaled to 28-px images.
+  EXPECT_DOUBLE_EQ(o->augment.blur_sigma_min, 0.1);
+  EXPECT_DOUBLE_EQ(o->augment.blur_sigma_max, 2.0);
   EXPECT_EQ(o->train.threads, 3);
   EXPECT_EQ(o->train.seed, 42u);
   EXPECT_EQ(o->checkpoint_every_steps, 25);
   EXPECT_EQ(o->eval_every_epochs, 2);
-  EXPECT_EQ(o->data.kind, "idx");
+  EXPECT_EQ(o->data.kind, data::DatasetKind::kIdx);
   ASSERT_TRUE(o->eval_test.has_value());
   EXPECT_EQ(o->eval_test->path, "/d/t10k-images-idx3-ubyte.gz");
   EXPECT_EQ(o->eval_test->labels_path, "/d/t10k-labels-idx1-ubyte.gz");

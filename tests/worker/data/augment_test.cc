@@ -22,8 +22,8 @@ using augment_testing::ToFloat;
 
 TEST(AugmentTest, ShapesAndRangesForRgbAndGray) {
   for (int64_t channels : {3, 1}) {
-    AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/4);
-    EXPECT_EQ(o.local.size, 14);
+    AugmentOptions o = AugmentOptions::ForResolution(32, /*n_local_crops=*/4);
+    EXPECT_EQ(o.local.crop_size, 14);
     NormalizationStats stats{std::vector<double>(channels, 0.5),
                              std::vector<double>(channels, 0.25)};
     auto aug = MultiCropAugmenter::Create(o, stats, channels);
@@ -45,9 +45,9 @@ TEST(AugmentTest, ShapesAndRangesForRgbAndGray) {
   }
   // The Fashion-MNIST configuration: 2 global crops of 28 and 6 local crops of 12.
   AugmentOptions fm = AugmentOptions::ForResolution(28);
-  EXPECT_EQ(fm.global1.size, 28);
-  EXPECT_EQ(fm.local.size, 12);
-  EXPECT_EQ(fm.num_local, 6);
+  EXPECT_EQ(fm.global1.crop_size, 28);
+  EXPECT_EQ(fm.local.crop_size, 12);
+  EXPECT_EQ(fm.n_local_crops, 6);
 }
 
 TEST(AugmentTest, SameSeedSameViewsOtherSeedOtherViews) {
@@ -67,7 +67,7 @@ TEST(AugmentTest, FullImageCropAtScaleOneReproducesTheResizedInput) {
   for (Interpolation interp : {Interpolation::kBicubic, Interpolation::kBilinear}) {
     AugmentOptions o = Plain(24);
     o.interpolation = interp;
-    o.num_local = 1;
+    o.n_local_crops = 1;
     auto aug = MultiCropAugmenter::Create(o, Identity(3), 3);
     ASSERT_TRUE(aug.ok());
     auto crops = aug->Apply(images, 9);
@@ -152,11 +152,11 @@ double MeasuredRate(const MultiCropAugmenter& aug, const std::vector<torch::Tens
 TEST(AugmentTest, FlipAndSolarizeProbabilitiesPerView) {
   auto images = RandomImages(50, 3, 16, 16, 5);
   AugmentOptions o = Plain(16);
-  o.num_local = 1;
-  o.global1.flip_p = 0.5;
-  o.global2.flip_p = 0.1;
-  o.global2.solarize_p = 0.2;
-  o.local.flip_p = 0.9;
+  o.n_local_crops = 1;
+  o.global1.flip_prob = 0.5;
+  o.global2.flip_prob = 0.1;
+  o.global2.solarization_prob = 0.2;
+  o.local.flip_prob = 0.9;
   auto aug = MultiCropAugmenter::Create(o, Identity(3), 3);
   ASSERT_TRUE(aug.ok());
   auto flipped = [](const torch::Tensor& y, const torch::Tensor& x) {
@@ -235,9 +235,9 @@ TEST(AugmentTest, ColorJitterOpsMatchTheirFormulasInTheSampledOrder) {
 TEST(AugmentTest, OneChannelJitterIsBrightnessAndContrastOnlyAndGrayscaleIsNoOp) {
   auto images = RandomImages(8, 1, 12, 12, 8);
   AugmentOptions o = Plain(12);
-  o.num_local = 0;
-  o.global1.jitter_p = 1.0;
-  o.global1.grayscale_p = 1.0;
+  o.n_local_crops = 0;
+  o.global1.color_jitter_prob = 1.0;
+  o.global1.grayscale_prob = 1.0;
   o.brightness = 0.0;
   o.contrast = 0.0;
   o.saturation = 1.0;
@@ -272,12 +272,12 @@ TEST(AugmentTest, NormalisesWithTheDatasetStats) {
 
 TEST(AugmentTest, RejectsBadOptionsAndInputs) {
   AugmentOptions o;
-  o.local.scale_min = 0.5;
-  o.local.scale_max = 0.4;
+  o.local.crop_scale_min = 0.5;
+  o.local.crop_scale_max = 0.4;
   EXPECT_EQ(MultiCropAugmenter::Create(o, Identity(3), 3).status().code(),
             absl::StatusCode::kInvalidArgument);
   o = AugmentOptions();
-  o.global2.solarize_p = 1.5;
+  o.global2.solarization_prob = 1.5;
   EXPECT_EQ(MultiCropAugmenter::Create(o, Identity(3), 3).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(MultiCropAugmenter::Create(AugmentOptions(), Identity(1), 3).status().code(),

@@ -50,12 +50,12 @@ inline std::vector<torch::Tensor> MixedSizeImages(int64_t channels) {
 
 // 32-px views with 3 locals where grayscale, blur (sigma up to 2) and solarize all happen often.
 inline AugmentOptions EveryOperationOften() {
-  AugmentOptions o = AugmentOptions::ForResolution(32, /*num_local=*/3);
+  AugmentOptions o = AugmentOptions::ForResolution(32, /*n_local_crops=*/3);
   o.blur_sigma_max = 2.0;
   for (ViewOptions* v : {&o.global1, &o.global2, &o.local}) {
-    v->grayscale_p = 0.4;
-    v->blur_p = 0.7;
-    v->solarize_p = 0.4;
+    v->grayscale_prob = 0.4;
+    v->blur_prob = 0.7;
+    v->solarization_prob = 0.4;
   }
   return o;
 }

@@ -346,12 +346,12 @@ TEST(SyntheticDatasetTest, DeterministicBySeedAndLabelled) {
 
 TEST(OpenDatasetTest, DispatchesByKind) {
   DatasetSpec spec;
-  spec.kind = "synthetic";
+  spec.kind = DatasetKind::kSynthetic;
   spec.synthetic.size = 3;
   auto ds = OpenDataset(spec);
   ASSERT_TRUE(ds.ok());
   EXPECT_EQ((*ds)->size(), 3);
-  spec.kind = "nope";
+  spec.kind = DatasetKind::kUnspecified;
   EXPECT_EQ(OpenDataset(spec).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -24,7 +24,7 @@ NormalizationStats Stats(int64_t c) {
   return {std::vector<double>(c, 0.3), std::vector<double>(c, 0.3)};
 }
 
-AugmentOptions SmallViews() { return AugmentOptions::ForResolution(16, /*num_local=*/2); }
+AugmentOptions SmallViews() { return AugmentOptions::ForResolution(16, /*n_local_crops=*/2); }
 
 TEST(ShardIndicesTest, DisjointShardsCoverTheEpoch) {
   for (bool drop_last : {true, false}) {

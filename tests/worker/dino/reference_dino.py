@@ -240,7 +240,7 @@ def build_wrapper(d, drop_path_rate=0.0):
     backbone = VisionTransformer(i(d, "cfg.image_size"), i(d, "cfg.patch_size"), i(d, "cfg.in_channels"),
                                  i(d, "cfg.dim"), i(d, "cfg.depth"), i(d, "cfg.heads"),
                                  f(d, "cfg.mlp_ratio"), drop_path_rate)
-    head = DINOHead(i(d, "cfg.dim"), i(d, "cfg.out_dim"), i(d, "cfg.hidden"), i(d, "cfg.bottleneck"),
+    head = DINOHead(i(d, "cfg.dim"), i(d, "cfg.out_dim"), i(d, "cfg.hidden_dim"), i(d, "cfg.bottleneck_dim"),
                     i(d, "cfg.nlayers"), norm_last_layer=bool(i(d, "cfg.norm_last_layer")))
     return MultiCropWrapper(backbone, head)
 

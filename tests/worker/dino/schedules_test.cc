@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <string>
 
 #include "worker/dino/config.h"
 #include "worker/dino/teacher.h"
@@ -111,6 +113,19 @@ TEST(ConfigTest, PresetsValidationAndRoundTrip) {
   auto kv = custom.ToKeyValues();
   kv["model.dim"] = "forty";
   EXPECT_EQ(TrainConfig::FromKeyValues(kv).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Checkpoints written before the head's fields took the job spec's names keep loading.
+TEST(ConfigTest, ReadsTheHeadKeysOfOlderCheckpoints) {
+  std::map<std::string, std::string> kv = TrainConfig().ToKeyValues();
+  kv.erase("head.hidden_dim");
+  kv.erase("head.bottleneck_dim");
+  kv["head.hidden"] = "96";
+  kv["head.bottleneck"] = "24";
+  absl::StatusOr<TrainConfig> old = TrainConfig::FromKeyValues(kv);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->head.hidden_dim, 96);
+  EXPECT_EQ(old->head.bottleneck_dim, 24);
 }
 
 }  // namespace

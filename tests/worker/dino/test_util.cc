@@ -23,8 +23,8 @@ TrainConfig TinyConfig() {
   c.model.in_channels = 3;
   c.model.drop_path_rate = 0.0;
   c.head.out_dim = 64;
-  c.head.hidden = 32;
-  c.head.bottleneck = 8;
+  c.head.hidden_dim = 32;
+  c.head.bottleneck_dim = 8;
   c.head.nlayers = 3;
   c.crops.global_crop_size = 16;
   c.crops.local_crop_size = 8;
@@ -95,8 +95,8 @@ void AddConfig(const TrainConfig& c, TensorDict* d) {
   i("heads", c.model.heads);
   f("mlp_ratio", c.model.mlp_ratio);
   i("out_dim", c.head.out_dim);
-  i("hidden", c.head.hidden);
-  i("bottleneck", c.head.bottleneck);
+  i("hidden_dim", c.head.hidden_dim);
+  i("bottleneck_dim", c.head.bottleneck_dim);
   i("nlayers", c.head.nlayers);
   i("norm_last_layer", c.head.norm_last_layer ? 1 : 0);
   i("epochs", c.optim.epochs);

@@ -18,7 +18,7 @@ RunOptions TinyOptions(bool with_eval) {
   RunOptions o;
   o.train = dino::testing::TinyConfig();  // 16-px, 3-channel, 2 local crops of 8.
   o.augment = data::AugmentOptions::ForResolution(16, 2);
-  o.data.kind = "synthetic";
+  o.data.kind = data::DatasetKind::kSynthetic;
   o.data.synthetic.size = 32;
   o.data.synthetic.resolution = 16;
   o.data.synthetic.num_classes = 2;

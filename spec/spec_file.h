@@ -26,7 +26,7 @@
 #include "common/file_system.h"
 #include "dino/v1/job.pb.h"
 
-namespace dino::client {
+namespace dino::spec {
 
 // Parses `text` (YAML or JSON) named `source_name` in messages, after applying `overrides`
 // ("key.path=value" each).
@@ -38,4 +38,4 @@ absl::StatusOr<dino::v1::JobSpec> ParseJobSpec(absl::string_view text,
 absl::StatusOr<dino::v1::JobSpec> LoadJobSpecFile(FileSystem* fs, const std::string& path,
                                                   const std::vector<std::string>& overrides = {});
 
-}  // namespace dino::client
+}  // namespace dino::spec

@@ -1,6 +1,6 @@
 // YAML -> checked JSON -> JobSpec. yaml-cpp parses (it keeps line marks, which protobuf's JSON
 // parser does not report); the descriptor walk below is what names the key path and the line.
-#include "client/spec_file.h"
+#include "spec/spec_file.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -21,7 +21,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 
-namespace dino::client {
+namespace dino::spec {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -394,4 +394,4 @@ absl::StatusOr<dino::v1::JobSpec> LoadJobSpecFile(FileSystem* fs, const std::str
   return ParseJobSpec(text, path, overrides);
 }
 
-}  // namespace dino::client
+}  // namespace dino::spec

@@ -1,13 +1,17 @@
-// Job spec defaults and validation: the one place that knows every JobSpec field's default and
-// its legal range.
+// Job spec defaults and validation: the one place that applies every JobSpec field's default and
+// knows its legal range.
 //
-// ApplyJobSpecDefaults fills every unset field with the default documented in job.proto (DINO's
-// where DINO defines one). ValidateJobSpec checks a spec with defaults applied: every field's
-// range, then the cross-field rules (local crop below global, patch size divides the global crop,
-// dim divisible by heads, scale ranges ordered, world_size fits the device kind, bf16 only on
-// CUDA, evaluation needs a labelled eval split, ...), and finally the size of one rank's input
-// batch and of the model (kMaxBatchValuesPerRank, kMaxModelParameters), so that no field's upper
-// bound multiplies into a terabyte.
+// ApplyJobSpecDefaults fills every unset field from the table of spec/defaults.h, whose values are
+// the defaults documented in job.proto (DINO's where DINO defines one); a model preset other than
+// "custom" sets dim/depth/heads from the preset table there. It is idempotent: a spec with
+// defaults applied is left as it is.
+//
+// ValidateJobSpec checks a spec with defaults applied: every field's range, then the cross-field
+// rules (local crop below global, patch size divides the global crop, dim divisible by heads,
+// scale ranges ordered, world_size fits the device kind, bf16 only on CUDA, evaluation needs a
+// labelled eval split, ...), and finally the size of one rank's input batch and of the model
+// (kMaxBatchValuesPerRank, kMaxModelParameters), so that no field's upper bound multiplies into a
+// terabyte.
 //
 // Thread-safety: stateless functions.
 // Failure: INVALID_ARGUMENT naming the field path and the rule, e.g.
@@ -17,7 +21,7 @@
 #include "absl/status/status.h"
 #include "dino/v1/job.pb.h"
 
-namespace dino::server {
+namespace dino::spec {
 
 // Largest world_size accepted per device kind: Gloo CPU groups beyond this are not sensible, and
 // NCCL groups are bounded by the fleet we target.
@@ -33,4 +37,4 @@ inline constexpr double kMaxModelParameters = 2e9;
 void ApplyJobSpecDefaults(dino::v1::JobSpec* spec);
 absl::Status ValidateJobSpec(const dino::v1::JobSpec& spec);
 
-}  // namespace dino::server
+}  // namespace dino::spec

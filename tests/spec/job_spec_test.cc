@@ -1,4 +1,4 @@
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 #include <functional>
 #include <string>
@@ -6,9 +6,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/server/test_util.h"
+#include "tests/spec/tiny_spec.h"
 
-namespace dino::server {
+namespace dino::spec {
 namespace {
 
 using dino::v1::JobSpec;
@@ -138,4 +138,4 @@ TEST(JobSpecTest, TinySpecIsValid) {
 }
 
 }  // namespace
-}  // namespace dino::server
+}  // namespace dino::spec

@@ -1,18 +1,25 @@
-#include "server/job_spec.h"
+#include "spec/job_spec.h"
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "spec/defaults.h"
 
-namespace dino::server {
+namespace dino::spec {
 namespace {
 
 using dino::v1::JobSpec;
 
-#define DINO_DEFAULT(msg, field, value) \
-  if (!(msg)->has_##field()) (msg)->set_##field(value)
+// "vit_tiny, vit_small, vit_base, custom": the names ValidateJobSpec accepts.
+std::string PresetNames() {
+  std::string names;
+  for (const ModelPreset& preset : kModelPresets)
+    absl::StrAppend(&names, std::string(preset.name), ", ");
+  return absl::StrCat(names, std::string(kCustomModelPreset));
+}
 
 // Integral values print as integers ("1000000", not "1e+06").
 std::string Num(double v) {
@@ -66,9 +73,8 @@ bool IsLabelKey(absl::string_view key) {
 void CheckModel(const JobSpec& spec, Checker* c) {
   const auto& m = spec.model();
   const std::string& preset = m.preset();
-  if (preset != "vit_tiny" && preset != "vit_small" && preset != "vit_base" && preset != "custom") {
-    c->Fail(absl::StrCat(
-        "model.preset must be one of vit_tiny, vit_small, vit_base, custom, got \"", preset, "\""));
+  if (FindModelPreset(preset) == nullptr && preset != kCustomModelPreset) {
+    c->Fail(absl::StrCat("model.preset must be one of ", PresetNames(), ", got \"", preset, "\""));
   }
   c->Range("model.dim", m.dim(), 1, 8192);
   c->Range("model.depth", m.depth(), 1, 128);
@@ -77,7 +83,7 @@ void CheckModel(const JobSpec& spec, Checker* c) {
   c->Range("model.in_channels", m.in_channels(), 1, 16);
   c->Range("model.mlp_ratio", m.mlp_ratio(), 0.25, 64);
   c->Range("model.drop_path_rate", m.drop_path_rate(), 0, 0.99);
-  if (c->ok() && preset == "custom" && m.dim() % m.heads() != 0) {
+  if (c->ok() && preset == kCustomModelPreset && m.dim() % m.heads() != 0) {
     c->Fail(absl::StrCat("model.dim must be divisible by model.heads, got ", m.dim(), " and ",
                          m.heads()));
   }
@@ -271,120 +277,6 @@ void CheckSize(const JobSpec& spec, Checker* c) {
 
 }  // namespace
 
-void ApplyJobSpecDefaults(JobSpec* spec) {
-  DINO_DEFAULT(spec, name, "");
-  DINO_DEFAULT(spec, priority, 0);
-  DINO_DEFAULT(spec, request_id, "");
-  DINO_DEFAULT(spec, max_restarts, 3);
-  DINO_DEFAULT(spec, seed, 0);
-  DINO_DEFAULT(spec, progress_every_steps, 10);
-  DINO_DEFAULT(spec, progress_timeout_seconds, 3600);
-
-  auto* m = spec->mutable_model();
-  DINO_DEFAULT(m, preset, "vit_small");
-  int64_t dim = 384, depth = 12, heads = 6;
-  if (m->preset() == "vit_tiny") dim = 192, heads = 3;
-  if (m->preset() == "vit_base") dim = 768, heads = 12;
-  if (m->preset() != "custom") {  // A preset decides the shape.
-    m->set_dim(dim);
-    m->set_depth(depth);
-    m->set_heads(heads);
-  }
-  DINO_DEFAULT(m, dim, dim);
-  DINO_DEFAULT(m, depth, depth);
-  DINO_DEFAULT(m, heads, heads);
-  DINO_DEFAULT(m, patch_size, 16);
-  DINO_DEFAULT(m, in_channels, 3);
-  DINO_DEFAULT(m, mlp_ratio, 4.0);
-  DINO_DEFAULT(m, drop_path_rate, 0.1);
-
-  auto* h = spec->mutable_head();
-  DINO_DEFAULT(h, out_dim, 65536);
-  DINO_DEFAULT(h, hidden_dim, 2048);
-  DINO_DEFAULT(h, bottleneck_dim, 256);
-  DINO_DEFAULT(h, nlayers, 3);
-  DINO_DEFAULT(h, use_bn, false);
-  DINO_DEFAULT(h, norm_last_layer, true);
-
-  auto* d = spec->mutable_data();
-  DINO_DEFAULT(d, path, "");
-  DINO_DEFAULT(d, labels_path, "");
-  DINO_DEFAULT(d, eval_path, "");
-  DINO_DEFAULT(d, eval_labels_path, "");
-  DINO_DEFAULT(d, max_short_side, 256);
-  DINO_DEFAULT(d, loader_threads, 2);
-  DINO_DEFAULT(d, max_corrupt, 100);
-  DINO_DEFAULT(d, synthetic_images, 1024);
-  DINO_DEFAULT(d, synthetic_classes, 10);
-  DINO_DEFAULT(d, synthetic_image_size, 32);
-
-  auto* a = spec->mutable_augmentation();
-  DINO_DEFAULT(a, global_crop_size, 224);
-  DINO_DEFAULT(a, local_crop_size, 96);
-  DINO_DEFAULT(a, n_local_crops, 8);
-  DINO_DEFAULT(a, global_crop_scale_min, 0.4);
-  DINO_DEFAULT(a, global_crop_scale_max, 1.0);
-  DINO_DEFAULT(a, local_crop_scale_min, 0.05);
-  DINO_DEFAULT(a, local_crop_scale_max, 0.4);
-  DINO_DEFAULT(a, flip_prob, 0.5);
-  DINO_DEFAULT(a, color_jitter_prob, 0.8);
-  DINO_DEFAULT(a, brightness, 0.4);
-  DINO_DEFAULT(a, contrast, 0.4);
-  DINO_DEFAULT(a, saturation, 0.2);
-  DINO_DEFAULT(a, hue, 0.1);
-  DINO_DEFAULT(a, grayscale_prob, 0.2);
-  DINO_DEFAULT(a, blur_prob_global1, 1.0);
-  DINO_DEFAULT(a, blur_prob_global2, 0.1);
-  DINO_DEFAULT(a, blur_prob_local, 0.5);
-  DINO_DEFAULT(a, blur_sigma_min, 0.1);
-  DINO_DEFAULT(a, blur_sigma_max, 2.0);
-  DINO_DEFAULT(a, solarization_prob, 0.2);
-
-  auto* o = spec->mutable_optim();
-  DINO_DEFAULT(o, epochs, 100);
-  DINO_DEFAULT(o, batch_size_per_rank, 64);
-  DINO_DEFAULT(o, lr, 0.0005);
-  DINO_DEFAULT(o, min_lr, 1e-6);
-  DINO_DEFAULT(o, warmup_epochs, 10);
-  DINO_DEFAULT(o, weight_decay, 0.04);
-  DINO_DEFAULT(o, weight_decay_end, 0.4);
-  DINO_DEFAULT(o, clip_grad, 3.0);
-  DINO_DEFAULT(o, freeze_last_layer, 1);
-  DINO_DEFAULT(o, bf16, false);
-
-  auto* dn = spec->mutable_dino();
-  DINO_DEFAULT(dn, student_temp, 0.1);
-  DINO_DEFAULT(dn, teacher_temp, 0.07);
-  DINO_DEFAULT(dn, warmup_teacher_temp, 0.04);
-  DINO_DEFAULT(dn, warmup_teacher_temp_epochs, 30);
-  DINO_DEFAULT(dn, momentum_teacher, 0.996);
-  DINO_DEFAULT(dn, center_momentum, 0.9);
-
-  auto* r = spec->mutable_resources();
-  DINO_DEFAULT(r, world_size, 1);
-  if (r->device() == dino::v1::DEVICE_KIND_UNSPECIFIED) r->set_device(dino::v1::DEVICE_KIND_CPU);
-  DINO_DEFAULT(r, threads_per_rank, 0);
-
-  auto* k = spec->mutable_checkpoint();
-  DINO_DEFAULT(k, every_steps, 0);
-  DINO_DEFAULT(k, keep_last, 3);
-  DINO_DEFAULT(k, keep_best, 1);
-
-  auto* e = spec->mutable_eval();
-  DINO_DEFAULT(e, every_epochs, 0);
-  DINO_DEFAULT(e, knn_k, 20);
-  DINO_DEFAULT(e, knn_temperature, 0.07);
-
-  auto* col = spec->mutable_collapse();
-  if (col->policy() == dino::v1::COLLAPSE_POLICY_UNSPECIFIED) {
-    col->set_policy(dino::v1::COLLAPSE_POLICY_WARN);
-  }
-  DINO_DEFAULT(col, min_kl, 1e-4);
-  DINO_DEFAULT(col, min_batch_mean_entropy, 0.05);
-  DINO_DEFAULT(col, consecutive_reports, 5);
-  DINO_DEFAULT(col, ignore_before_epoch, o->warmup_epochs());
-}
-
 absl::Status ValidateJobSpec(const JobSpec& spec) {
   Checker c;
   c.MaxLength("name", spec.name(), 128);
@@ -407,4 +299,4 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   return c.status();
 }
 
-}  // namespace dino::server
+}  // namespace dino::spec

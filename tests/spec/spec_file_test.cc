@@ -1,6 +1,6 @@
 // Spec files: YAML/JSON -> JobSpec, the table of bad specs with their messages, --set overrides,
 // and every example in examples/ parsing.
-#include "client/spec_file.h"
+#include "spec/spec_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include "common/file_system.h"
 
-namespace dino::client {
+namespace dino::spec {
 namespace {
 
 using ::testing::HasSubstr;
@@ -245,4 +245,4 @@ TEST(ExamplesTest, FashionMnistIsTheSmallCpuViT) {
 }
 
 }  // namespace
-}  // namespace dino::client
+}  // namespace dino::spec
