@@ -61,11 +61,11 @@ TEST_F(NetworkFaultTest, PartitionedWorkerIsReplacedAndRejoinsAsANewWorker) {
   Figure("fault to worker declared dead", absl::ToDoubleSeconds(dead_at - fault), "s");
   EXPECT_LE(dead_at - fault, absl::Seconds(3 + 0.3 + 1.5));
 
-  // The survivor: its attempt ends (the coordinator's abort or the failed collective) well within
-  // its 10 s collective timeout; it never hangs in the collective.
+  // The survivor: told to abort when the coordinator declares its peer dead, well within its 10 s
+  // collective timeout.
   ASSERT_OK_AND_ASSIGN(ended_at, WaitForWorkerLog(survivor, fault, AttemptEnded(1),
                                                   absl::Seconds(10 + 5)));
-  Figure("fault to surviving rank's attempt ended", absl::ToDoubleSeconds(ended_at - fault), "s");
+  Figure("fault to surviving rank told to abort", absl::ToDoubleSeconds(ended_at - fault), "s");
   EXPECT_LE(ended_at - fault, absl::Seconds(10 + 1));
 
   // The job resumes from its latest checkpoint on the two workers that are there.
@@ -78,6 +78,9 @@ TEST_F(NetworkFaultTest, PartitionedWorkerIsReplacedAndRejoinsAsANewWorker) {
                                     e2e::kJobTimeout));
   const absl::Time resumed_at = absl::Now();
   Figure("fault to job running again", absl::ToDoubleSeconds(resumed_at - fault), "s");
+  // The survivor's Gloo collective cannot be interrupted: it returns at its 10 s timeout, and the
+  // new attempt waits for the survivor to drop the old one. Bounded, never a hang.
+  EXPECT_LE(resumed_at - fault, absl::Seconds(3 + 0.3 + 10 + 3));
   const auto& second = resumed.attempts(1);
   EXPECT_EQ(resumed.attempts(0).failure_reason(), dino::v1::FAILURE_REASON_WORKER_LOST)
       << resumed.DebugString();
