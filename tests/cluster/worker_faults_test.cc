@@ -47,7 +47,8 @@ TEST_F(NetworkFaultTest, PartitionedWorkerIsReplacedAndRejoinsAsANewWorker) {
   ASSERT_OK_AND_ASSIGN(at_fault, cluster_->GetJob(job.id()));
 
   // The coordinator: dead within --worker-timeout (3 s) plus one heartbeat (0.3 s), measured
-  // from the moment the host went quiet; the bound adds 1.5 s for a loaded test machine.
+  // from the moment the host went quiet; the bound adds 2.5 s for a loaded test machine (ctest
+  // runs other end-to-end tests beside this one).
   absl::Time dead_at;
   for (;;) {
     ASSERT_OK_AND_ASSIGN(w, WorkerNamed(absl::StrCat("worker-", cut)));
@@ -59,7 +60,7 @@ TEST_F(NetworkFaultTest, PartitionedWorkerIsReplacedAndRejoinsAsANewWorker) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   Figure("fault to worker declared dead", absl::ToDoubleSeconds(dead_at - fault), "s");
-  EXPECT_LE(dead_at - fault, absl::Seconds(3 + 0.3 + 1.5));
+  EXPECT_LE(dead_at - fault, absl::Seconds(3 + 0.3 + 2.5));
 
   // The survivor: told to abort when the coordinator declares its peer dead, well within its 10 s
   // collective timeout.
